@@ -1,0 +1,7 @@
+# Third-party libraries, all from Debian packages (scripts/deps.sh).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+
+pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET libcrypto>=3.0 libssl>=3.0)
+pkg_check_modules(INIH REQUIRED IMPORTED_TARGET inih)
+pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)

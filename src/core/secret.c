@@ -1,0 +1,144 @@
+/*
+ * secret.c - locked, guarded, wiped memory for secrets. See secret.h.
+ */
+#include "core/secret.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#define SECRET_CANARY UINT64_C(0x5ec7e7a110c8ed01)
+
+struct secret_header {
+    uint64_t canary;
+    size_t len;     /* what the caller asked for */
+    size_t map_len; /* the whole mapping: header + data pages + guard */
+    uint64_t canary2;
+};
+
+static atomic_size_t secret_live_allocations;
+static atomic_size_t secret_live_bytes;
+
+static size_t secret_page_size(void)
+{
+    static size_t page;
+
+    if (page == 0) {
+        long p = sysconf(_SC_PAGESIZE);
+        page = p > 0 ? (size_t)p : 4096;
+    }
+    return page;
+}
+
+void secret_wipe(void *p, size_t n)
+{
+    if (p != NULL && n > 0)
+        explicit_bzero(p, n);
+}
+
+bool secret_equal(const void *a, const void *b, size_t n)
+{
+    /* OpenSSL's CRYPTO_memcmp is written not to branch on the data. */
+    return n == 0 || CRYPTO_memcmp(a, b, n) == 0;
+}
+
+/* The header sits at the very end of the header page, directly below the
+ * data, so that any write below the data hits the canary first. */
+static struct secret_header *secret_header_of(const void *p)
+{
+    return (struct secret_header *)((uintptr_t)p - sizeof(struct secret_header));
+}
+
+vs_result secret_alloc(size_t len, void **out)
+{
+    size_t page = secret_page_size();
+    size_t data_len, map_len;
+    uint8_t *base;
+
+    *out = NULL;
+    ENSURE(len > 0, ERR_INVALID_ARG);
+    ENSURE(len <= SIZE_MAX - 3 * page, ERR_OVERFLOW);
+    data_len = (len + page - 1) / page * page;
+    map_len = data_len + 2 * page;
+
+    base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        int e = errno;
+        RAISE(ERR_NOMEM);
+        return err_errno(e);
+    }
+
+    /* Exclude from core dumps and from fork children before any secret is
+     * written; these only fail on kernels that lack them. */
+    (void)madvise(base, map_len, MADV_DONTDUMP);
+    (void)madvise(base, map_len, MADV_DONTFORK);
+
+    if (mlock(base, page + data_len) != 0) {
+        int e = errno;
+        munmap(base, map_len);
+        RAISE(ERR_SECRET_MLOCK);
+        err_detail("mlock of %zu bytes failed", page + data_len);
+        return err_errno(e);
+    }
+    if (mprotect(base + page + data_len, page, PROT_NONE) != 0) {
+        int e = errno;
+        munlock(base, page + data_len);
+        munmap(base, map_len);
+        RAISE(ERR_NOMEM);
+        return err_errno(e);
+    }
+
+    struct secret_header *h = secret_header_of(base + page);
+    h->canary = SECRET_CANARY;
+    h->len = len;
+    h->map_len = map_len;
+    h->canary2 = SECRET_CANARY ^ (uint64_t)len;
+
+    atomic_fetch_add(&secret_live_allocations, 1);
+    atomic_fetch_add(&secret_live_bytes, len);
+    *out = base + page; /* fresh anonymous pages are zero */
+    return OK_RESULT;
+}
+
+size_t secret_size(const void *p)
+{
+    if (p == NULL)
+        return 0;
+    return secret_header_of(p)->len;
+}
+
+void secret_free(void **pp)
+{
+    size_t page = secret_page_size();
+
+    if (pp == NULL || *pp == NULL)
+        return;
+    struct secret_header *h = secret_header_of(*pp);
+    /* A broken canary means something wrote below the secret: the heap is
+     * not to be trusted any more, so stop here rather than carry on. */
+    if (h->canary != SECRET_CANARY || h->canary2 != (SECRET_CANARY ^ (uint64_t)h->len))
+        abort();
+    size_t len = h->len, map_len = h->map_len;
+    size_t locked = map_len - page;
+    uint8_t *base = (uint8_t *)*pp - page;
+
+    explicit_bzero(*pp, locked - page);
+    explicit_bzero(h, sizeof(*h));
+    munlock(base, locked);
+    munmap(base, map_len);
+    atomic_fetch_sub(&secret_live_allocations, 1);
+    atomic_fetch_sub(&secret_live_bytes, len);
+    *pp = NULL;
+}
+
+void secret_get_stats(struct secret_stats *out)
+{
+    out->live_allocations = atomic_load(&secret_live_allocations);
+    out->live_bytes = atomic_load(&secret_live_bytes);
+}

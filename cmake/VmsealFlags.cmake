@@ -34,6 +34,12 @@ if(VMSEAL_HARDEN)
   target_link_options(vmseal_flags INTERFACE -Wl,-z,relro,-z,now -Wl,-z,noexecstack)
 endif()
 
-if(VMSEAL_FUZZ AND NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
-  message(FATAL_ERROR "VMSEAL_FUZZ needs clang (libFuzzer); use the fuzz or asan preset")
+if(VMSEAL_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "VMSEAL_FUZZ needs clang (libFuzzer); use the fuzz or asan preset")
+  endif()
+  # Coverage instrumentation for all code, so that libFuzzer sees the
+  # branches of the library under test, not only the target's own. The
+  # sanitizer runtime supplies the hooks for programs without libFuzzer.
+  target_compile_options(vmseal_flags INTERFACE -fsanitize=fuzzer-no-link)
 endif()

@@ -8,6 +8,13 @@
 
 #include "core/secret.h"
 
+/* data + off, where an empty buffer may have no memory at all: NULL + 0 is
+ * undefined behaviour in C, so it is spelled out. */
+static uint8_t *buf_at(const struct buf *b, size_t off)
+{
+    return b->data != NULL ? b->data + off : NULL;
+}
+
 void buf_view(struct buf *b, const void *data, size_t len)
 {
     /* The const is restored by BUF_READONLY: no write path touches data. */
@@ -129,7 +136,7 @@ static vs_result buf_make_room(struct buf *b, size_t n)
 vs_result buf_peek_ptr(const struct buf *b, size_t n, const uint8_t **out)
 {
     ENSURE(n <= b->len - b->rpos, ERR_BUF_SHORT);
-    *out = b->data + b->rpos;
+    *out = buf_at(b, b->rpos);
     return OK_RESULT;
 }
 
@@ -238,7 +245,7 @@ vs_result buf_peek_u32(const struct buf *b, uint32_t *out)
 vs_result buf_reserve(struct buf *b, size_t n, uint8_t **out)
 {
     GUARD(buf_make_room(b, n));
-    *out = b->data + b->len;
+    *out = buf_at(b, b->len);
     b->len += n;
     return OK_RESULT;
 }
@@ -305,7 +312,7 @@ vs_result buf_truncate(struct buf *b, size_t len)
 {
     ENSURE(!(b->flags & BUF_READONLY), ERR_BUF_READONLY);
     ENSURE(len <= b->len, ERR_INVALID_ARG);
-    secret_wipe(b->data + len, b->len - len);
+    secret_wipe(buf_at(b, len), b->len - len);
     b->len = len;
     if (b->rpos > len)
         b->rpos = len;

@@ -141,8 +141,8 @@ static char *config_read_line(char *str, int num, void *stream)
            n < CONFIG_LINE_MAX)
         str[n++] = st->text[st->pos++];
     if (st->pos < st->len && st->text[st->pos] != '\n') {
-        config_fail(st, ERR_CONFIG_SYNTAX, __FILE__, __LINE__,
-                    "line longer than %d characters", CONFIG_LINE_MAX);
+        config_fail(st, ERR_CONFIG_SYNTAX, __FILE__, __LINE__, "line longer than %d characters",
+                    CONFIG_LINE_MAX);
         /* Skip the rest of the line so that inih sees a single line. */
         while (st->pos < st->len && st->text[st->pos] != '\n')
             st->pos++;
@@ -217,8 +217,8 @@ static vs_result config_bad_value(const struct config *c, const char *section,
                                   const struct config_entry *e, const char *expected)
 {
     RAISE(ERR_CONFIG_VALUE);
-    return err_detail("%s:%d: [%s] %s: expected %s, got \"%s\"", c->name, e->line, section,
-                      e->key, expected, e->value);
+    return err_detail("%s:%d: [%s] %s: expected %s, got \"%s\"", c->name, e->line, section, e->key,
+                      expected, e->value);
 }
 
 vs_result config_get_str(const struct config *c, const char *section, const char *key,
@@ -252,8 +252,8 @@ static bool config_parse_u64(const char *s, size_t n, uint64_t *out)
     return true;
 }
 
-vs_result config_get_int(const struct config *c, const char *section, const char *key,
-                         int64_t def, int64_t min, int64_t max, int64_t *out)
+vs_result config_get_int(const struct config *c, const char *section, const char *key, int64_t def,
+                         int64_t min, int64_t max, int64_t *out)
 {
     const struct config_entry *e = config_find(c, section, key);
     char expected[96];

@@ -47,8 +47,8 @@ void config_free(struct config **c);
 /* The getters: if the key is absent, *out = def and OK. If present and not
  * of the type, ERR_CONFIG_VALUE naming file, line, section and key. Section
  * "" is the part before any [section]. Strings live as long as c. */
-RESULT config_get_str(const struct config *c, const char *section, const char *key,
-                      const char *def, const char **out) __attribute__((nonnull(1, 2, 3, 5)));
+RESULT config_get_str(const struct config *c, const char *section, const char *key, const char *def,
+                      const char **out) __attribute__((nonnull(1, 2, 3, 5)));
 
 RESULT config_get_int(const struct config *c, const char *section, const char *key, int64_t def,
                       int64_t min, int64_t max, int64_t *out) __attribute__((nonnull));
@@ -58,9 +58,8 @@ RESULT config_get_bool(const struct config *c, const char *section, const char *
                        bool *out) __attribute__((nonnull));
 
 /* A byte count with an optional K, M, G suffix (powers of 1024). */
-RESULT config_get_size(const struct config *c, const char *section, const char *key,
-                       uint64_t def, uint64_t min, uint64_t max, uint64_t *out)
-    __attribute__((nonnull));
+RESULT config_get_size(const struct config *c, const char *section, const char *key, uint64_t def,
+                       uint64_t min, uint64_t max, uint64_t *out) __attribute__((nonnull));
 
 /* A duration in milliseconds: "250ms", "30s", "5m", "1h" (a bare number is
  * seconds). */

@@ -64,17 +64,17 @@ static vs_result crypto_fail(const char *what, const char *file, int line)
 }
 
 #define CRYPTO_FAIL(what) crypto_fail((what), __FILE__, __LINE__)
-#define ENSURE_OSSL(cond, what)                                                               \
-    do {                                                                                      \
-        if (!(cond))                                                                          \
-            return CRYPTO_FAIL(what);                                                         \
+#define ENSURE_OSSL(cond, what)       \
+    do {                              \
+        if (!(cond))                  \
+            return CRYPTO_FAIL(what); \
     } while (0)
-#define ENSURE_OSSL_OUT(cond, what)                                                           \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            rc = CRYPTO_FAIL(what);                                                           \
-            goto out;                                                                         \
-        }                                                                                     \
+#define ENSURE_OSSL_OUT(cond, what) \
+    do {                            \
+        if (!(cond)) {              \
+            rc = CRYPTO_FAIL(what); \
+            goto out;               \
+        }                           \
     } while (0)
 
 static vs_result crypto_ready(void)
@@ -108,8 +108,7 @@ vs_result crypto_random_key(void *out, size_t len)
 
 vs_result crypto_gcm_seal(const uint8_t key[CRYPTO_AES256_KEY_LEN],
                           const uint8_t iv[CRYPTO_GCM_IV_LEN], const void *aad, size_t aad_len,
-                          const void *pt, size_t len, uint8_t *ct,
-                          uint8_t tag[CRYPTO_GCM_TAG_LEN])
+                          const void *pt, size_t len, uint8_t *ct, uint8_t tag[CRYPTO_GCM_TAG_LEN])
 {
     vs_result rc = OK_RESULT;
     EVP_CIPHER_CTX *ctx = NULL;
@@ -161,7 +160,8 @@ vs_result crypto_gcm_open(const uint8_t key[CRYPTO_AES256_KEY_LEN],
         ENSURE_OSSL_OUT(EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1, "GCM aad");
     if (len > 0)
         ENSURE_OSSL_OUT(EVP_DecryptUpdate(ctx, pt, &n, ct, (int)len) == 1, "GCM decrypt");
-    ENSURE_OSSL_OUT(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CRYPTO_GCM_TAG_LEN, tag_copy) == 1,
+    ENSURE_OSSL_OUT(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CRYPTO_GCM_TAG_LEN, tag_copy) ==
+                        1,
                     "GCM tag");
     /* The tag is checked here; until it passes the output is not plaintext
      * anyone may use, so on failure it is wiped. */
@@ -244,7 +244,7 @@ vs_result crypto_kwp_wrap(const uint8_t *kek, size_t kek_len, const void *key, s
 {
     vs_result rc = OK_RESULT;
     EVP_CIPHER_CTX *ctx = NULL;
-    EVP_CIPHER *cipher;
+    EVP_CIPHER *cipher = NULL;
     size_t start = buf_len(out), want = CRYPTO_KWP_WRAPPED_LEN(key_len);
     uint8_t *p;
     int n = 0;
@@ -274,7 +274,7 @@ vs_result crypto_kwp_unwrap(const uint8_t *kek, size_t kek_len, const void *wrap
 {
     vs_result rc = OK_RESULT;
     EVP_CIPHER_CTX *ctx = NULL;
-    EVP_CIPHER *cipher;
+    EVP_CIPHER *cipher = NULL;
     size_t start = buf_len(out);
     uint8_t *p;
     int n = 0;
@@ -490,8 +490,8 @@ vs_result crypto_hkdf_sha256(const void *salt, size_t salt_len, const void *ikm,
 vs_result crypto_hkdf_sha256_extract(const void *salt, size_t salt_len, const void *ikm,
                                      size_t ikm_len, uint8_t prk[CRYPTO_SHA256_LEN])
 {
-    return crypto_hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, salt_len, ikm, ikm_len, NULL, 0,
-                       prk, CRYPTO_SHA256_LEN);
+    return crypto_hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, salt_len, ikm, ikm_len, NULL, 0, prk,
+                       CRYPTO_SHA256_LEN);
 }
 
 vs_result crypto_pbkdf2_sha256(const void *password, size_t password_len, const void *salt,

@@ -51,8 +51,8 @@ RESULT crypto_random_key(void *out, size_t len) __attribute__((nonnull));
  * prefer crypto_seal, which draws it at random. */
 RESULT crypto_gcm_seal(const uint8_t key[CRYPTO_AES256_KEY_LEN],
                        const uint8_t iv[CRYPTO_GCM_IV_LEN], const void *aad, size_t aad_len,
-                       const void *pt, size_t len, uint8_t *ct,
-                       uint8_t tag[CRYPTO_GCM_TAG_LEN]) __attribute__((nonnull(1, 2, 8)));
+                       const void *pt, size_t len, uint8_t *ct, uint8_t tag[CRYPTO_GCM_TAG_LEN])
+    __attribute__((nonnull(1, 2, 8)));
 
 /* Decrypts and verifies. On ERR_AUTH, pt has been wiped. In place allowed. */
 RESULT crypto_gcm_open(const uint8_t key[CRYPTO_AES256_KEY_LEN],
@@ -99,10 +99,10 @@ void crypto_xts_free(struct crypto_xts **x);
  * tweak of sector n is n as 64-bit little-endian, zero-padded to 16 bytes
  * (dm-crypt's "plain64"). In place allowed. sector_size is a multiple of 16
  * in [16, 1 MiB]. */
-RESULT crypto_xts_encrypt(struct crypto_xts *x, uint64_t sector, size_t sector_size,
-                          const void *in, void *out, size_t len) __attribute__((nonnull));
-RESULT crypto_xts_decrypt(struct crypto_xts *x, uint64_t sector, size_t sector_size,
-                          const void *in, void *out, size_t len) __attribute__((nonnull));
+RESULT crypto_xts_encrypt(struct crypto_xts *x, uint64_t sector, size_t sector_size, const void *in,
+                          void *out, size_t len) __attribute__((nonnull));
+RESULT crypto_xts_decrypt(struct crypto_xts *x, uint64_t sector, size_t sector_size, const void *in,
+                          void *out, size_t len) __attribute__((nonnull));
 
 /* --- hashing, MAC and key derivation --- */
 

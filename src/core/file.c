@@ -23,10 +23,10 @@ static vs_result file_raise_errno(enum err_code code, int e, const char *what, c
     return err_errno(e);
 }
 
-#define FILE_FAIL(what, path)                                                                 \
-    file_raise_errno(errno == ENOENT ? ERR_NOT_FOUND                                          \
-                     : errno == EACCES || errno == EPERM ? ERR_PERM                           \
-                                                         : ERR_IO,                            \
+#define FILE_FAIL(what, path)                                            \
+    file_raise_errno(errno == ENOENT                     ? ERR_NOT_FOUND \
+                     : errno == EACCES || errno == EPERM ? ERR_PERM      \
+                                                         : ERR_IO,       \
                      errno, (what), (path), __FILE__, __LINE__)
 
 /* Splits path into its directory ("." if none) in dir (size PATH_MAX). */

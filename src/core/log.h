@@ -52,7 +52,7 @@ struct log_field {
 /* Writes one line if level is enabled. fields ends with LOG_FIELD_END. */
 void log_write(enum log_level level, const char *msg, const struct log_field *fields);
 
-#define LOG_AT_(level, msg, ...)                                                              \
+#define LOG_AT_(level, msg, ...) \
     log_write((level), (msg), (const struct log_field[]){__VA_ARGS__ __VA_OPT__(, ) LOG_END_})
 
 #define log_debug(msg, ...) LOG_AT_(LOG_DEBUG, msg, __VA_ARGS__)

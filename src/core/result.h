@@ -37,42 +37,42 @@
  * message is what a person reads. Rooms above core add their codes here, in
  * their own block, so that codes stay unique and every code has a message.
  */
-#define VS_ERRORS(X)                                                                      \
-    /* general */                                                                         \
-    X(OK, "success")                                                                      \
-    X(NOMEM, "out of memory")                                                             \
-    X(NULL_ARG, "a required argument is missing")                                         \
-    X(INVALID_ARG, "invalid argument")                                                    \
-    X(OVERFLOW, "size arithmetic overflow")                                               \
-    X(TOO_LARGE, "input exceeds the size limit")                                          \
-    X(INTERNAL, "internal error")                                                         \
-    X(UNSUPPORTED, "not supported")                                                       \
-    /* bounded buffers */                                                                 \
-    X(BUF_SHORT, "read past the end of the data")                                         \
-    X(BUF_LIMIT, "write exceeds the buffer's size limit")                                 \
-    X(BUF_READONLY, "write to a read-only buffer")                                        \
-    X(HEX, "invalid hexadecimal string")                                                  \
-    /* secrets and crypto */                                                              \
-    X(SECRET_MLOCK, "cannot lock secret memory in RAM (raise RLIMIT_MEMLOCK)")            \
-    X(CRYPTO, "cryptographic library failure")                                            \
-    X(AUTH, "authentication failed: wrong key or tampered data")                          \
-    X(KEY_LEN, "wrong key length")                                                        \
-    /* files and the system */                                                            \
-    X(IO, "I/O error")                                                                    \
-    X(NOT_FOUND, "not found")                                                             \
-    X(EXISTS, "already exists")                                                           \
-    X(PERM, "permission denied")                                                          \
-    /* configuration */                                                                   \
-    X(CONFIG_SYNTAX, "syntax error in configuration file")                                \
-    X(CONFIG_VALUE, "invalid value in configuration file")                                \
-    X(CONFIG_UNKNOWN, "unknown key in configuration file")                                \
+#define VS_ERRORS(X)                                                           \
+    /* general */                                                              \
+    X(OK, "success")                                                           \
+    X(NOMEM, "out of memory")                                                  \
+    X(NULL_ARG, "a required argument is missing")                              \
+    X(INVALID_ARG, "invalid argument")                                         \
+    X(OVERFLOW, "size arithmetic overflow")                                    \
+    X(TOO_LARGE, "input exceeds the size limit")                               \
+    X(INTERNAL, "internal error")                                              \
+    X(UNSUPPORTED, "not supported")                                            \
+    /* bounded buffers */                                                      \
+    X(BUF_SHORT, "read past the end of the data")                              \
+    X(BUF_LIMIT, "write exceeds the buffer's size limit")                      \
+    X(BUF_READONLY, "write to a read-only buffer")                             \
+    X(HEX, "invalid hexadecimal string")                                       \
+    /* secrets and crypto */                                                   \
+    X(SECRET_MLOCK, "cannot lock secret memory in RAM (raise RLIMIT_MEMLOCK)") \
+    X(CRYPTO, "cryptographic library failure")                                 \
+    X(AUTH, "authentication failed: wrong key or tampered data")               \
+    X(KEY_LEN, "wrong key length")                                             \
+    /* files and the system */                                                 \
+    X(IO, "I/O error")                                                         \
+    X(NOT_FOUND, "not found")                                                  \
+    X(EXISTS, "already exists")                                                \
+    X(PERM, "permission denied")                                               \
+    /* configuration */                                                        \
+    X(CONFIG_SYNTAX, "syntax error in configuration file")                     \
+    X(CONFIG_VALUE, "invalid value in configuration file")                     \
+    X(CONFIG_UNKNOWN, "unknown key in configuration file")                     \
     X(CONFIG_DUPLICATE, "key set twice in configuration file")
 
 enum err_code {
 #define VS_ERR_ENUM(name, msg) ERR_##name,
     VS_ERRORS(VS_ERR_ENUM)
 #undef VS_ERR_ENUM
-    ERR_COUNT_
+        ERR_COUNT_
 };
 
 typedef struct vs_result {
@@ -127,41 +127,41 @@ static inline bool is_ok(vs_result r)
 
 #define BAIL(ecode) return RAISE(ecode)
 
-#define ENSURE(cond, ecode)                                                                \
-    do {                                                                                  \
-        if (!(cond))                                                                      \
-            BAIL(ecode);                                                                   \
+#define ENSURE(cond, ecode) \
+    do {                    \
+        if (!(cond))        \
+            BAIL(ecode);    \
     } while (0)
 
 #define ENSURE_REF(ptr) ENSURE((ptr) != NULL, ERR_NULL_ARG)
 
-#define GUARD(expr)                                                                       \
-    do {                                                                                  \
-        vs_result guard_result_ = (expr);                                                 \
-        if (guard_result_.code != ERR_OK)                                                 \
-            return guard_result_;                                                         \
+#define GUARD(expr)                       \
+    do {                                  \
+        vs_result guard_result_ = (expr); \
+        if (guard_result_.code != ERR_OK) \
+            return guard_result_;         \
     } while (0)
 
 /* Single-exit forms: need `vs_result rc` in scope and a label `out`. */
-#define GUARD_OUT(expr)                                                                   \
-    do {                                                                                  \
-        rc = (expr);                                                                      \
-        if (rc.code != ERR_OK)                                                            \
-            goto out;                                                                     \
+#define GUARD_OUT(expr)        \
+    do {                       \
+        rc = (expr);           \
+        if (rc.code != ERR_OK) \
+            goto out;          \
     } while (0)
 
-#define ENSURE_OUT(cond, ecode)                                                            \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            rc = RAISE(ecode);                                                             \
-            goto out;                                                                     \
-        }                                                                                 \
+#define ENSURE_OUT(cond, ecode) \
+    do {                        \
+        if (!(cond)) {          \
+            rc = RAISE(ecode);  \
+            goto out;           \
+        }                       \
     } while (0)
 
-#define BAIL_OUT(ecode)                                                                    \
-    do {                                                                                  \
-        rc = RAISE(ecode);                                                                 \
-        goto out;                                                                         \
+#define BAIL_OUT(ecode)    \
+    do {                   \
+        rc = RAISE(ecode); \
+        goto out;          \
     } while (0)
 
 /* Overflow-checked size arithmetic. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -24,6 +25,19 @@ struct secret_header {
 
 static atomic_size_t secret_live_allocations;
 static atomic_size_t secret_live_bytes;
+
+/* mlock and munlock as system calls: sanitizer runtimes intercept the libc
+ * functions and make them no-ops, which would silently leave secrets
+ * swappable in exactly the builds the tests run. */
+static int secret_mlock(const void *p, size_t n)
+{
+    return (int)syscall(SYS_mlock, p, n);
+}
+
+static int secret_munlock(const void *p, size_t n)
+{
+    return (int)syscall(SYS_munlock, p, n);
+}
 
 static size_t secret_page_size(void)
 {
@@ -79,7 +93,7 @@ vs_result secret_alloc(size_t len, void **out)
     (void)madvise(base, map_len, MADV_DONTDUMP);
     (void)madvise(base, map_len, MADV_DONTFORK);
 
-    if (mlock(base, page + data_len) != 0) {
+    if (secret_mlock(base, page + data_len) != 0) {
         int e = errno;
         munmap(base, map_len);
         RAISE(ERR_SECRET_MLOCK);
@@ -88,7 +102,7 @@ vs_result secret_alloc(size_t len, void **out)
     }
     if (mprotect(base + page + data_len, page, PROT_NONE) != 0) {
         int e = errno;
-        munlock(base, page + data_len);
+        secret_munlock(base, page + data_len);
         munmap(base, map_len);
         RAISE(ERR_NOMEM);
         return err_errno(e);
@@ -130,7 +144,7 @@ void secret_free(void **pp)
 
     explicit_bzero(*pp, locked - page);
     explicit_bzero(h, sizeof(*h));
-    munlock(base, locked);
+    secret_munlock(base, locked);
     munmap(base, map_len);
     atomic_fetch_sub(&secret_live_allocations, 1);
     atomic_fetch_sub(&secret_live_bytes, len);

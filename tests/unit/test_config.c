@@ -108,12 +108,13 @@ static void test_bad_values(void **state)
     assert_true(i == INT64_MIN);
     config_free(&c);
 
-    assert_ok(config_parse("t.conf", "[s]\nsize = 64T\nb = maybe\nd = 5 days\nbig = 99999999999G\n",
-                           &c));
+    assert_ok(
+        config_parse("t.conf", "[s]\nsize = 64T\nb = maybe\nd = 5 days\nbig = 99999999999G\n", &c));
     assert_err(config_get_size(c, "s", "size", 0, 0, UINT64_MAX, &u), ERR_CONFIG_VALUE);
-    assert_string_equal(err_last()->detail,
-                        "t.conf:2: [s] size: expected a size from 0 to 18446744073709551615 (a number with an "
-                        "optional K, M or G suffix), got \"64T\"");
+    assert_string_equal(
+        err_last()->detail,
+        "t.conf:2: [s] size: expected a size from 0 to 18446744073709551615 (a number with an "
+        "optional K, M or G suffix), got \"64T\"");
     assert_err(config_get_bool(c, "s", "b", false, &b), ERR_CONFIG_VALUE);
     assert_non_null(strstr(err_last()->detail, "t.conf:3: [s] b: expected true or false"));
     assert_err(config_get_duration_ms(c, "s", "d", 0, 0, UINT64_MAX, &u), ERR_CONFIG_VALUE);
@@ -210,10 +211,8 @@ static void test_load_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_typed_getters),
-        cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_syntax_errors),
-        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_typed_getters), cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_syntax_errors), cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,24 +32,22 @@ static void test_gcm_published_vectors(void **state)
         assert_true(buf_len(&ct) <= sizeof(out));
 
         if (v->valid) {
-            assert_ok(crypto_gcm_seal(buf_data(&key), buf_data(&iv), buf_data(&aad),
-                                      buf_len(&aad), buf_data(&pt), buf_len(&pt), out, got_tag));
+            assert_ok(crypto_gcm_seal(buf_data(&key), buf_data(&iv), buf_data(&aad), buf_len(&aad),
+                                      buf_data(&pt), buf_len(&pt), out, got_tag));
             if (buf_len(&ct) > 0)
                 assert_memory_equal(out, buf_data(&ct), buf_len(&ct));
             assert_memory_equal(got_tag, buf_data(&tag), CRYPTO_GCM_TAG_LEN);
             memset(out, 0, sizeof(out));
-            assert_ok(crypto_gcm_open(buf_data(&key), buf_data(&iv), buf_data(&aad),
-                                      buf_len(&aad), buf_data(&ct), buf_len(&ct),
-                                      buf_data(&tag), out));
+            assert_ok(crypto_gcm_open(buf_data(&key), buf_data(&iv), buf_data(&aad), buf_len(&aad),
+                                      buf_data(&ct), buf_len(&ct), buf_data(&tag), out));
             if (buf_len(&pt) > 0)
                 assert_memory_equal(out, buf_data(&pt), buf_len(&pt));
         } else {
             /* Published as FAIL: the tag must not verify, and nothing is
              * released. */
             memset(out, 0x55, sizeof(out));
-            assert_err(crypto_gcm_open(buf_data(&key), buf_data(&iv), buf_data(&aad),
-                                       buf_len(&aad), buf_data(&ct), buf_len(&ct),
-                                       buf_data(&tag), out),
+            assert_err(crypto_gcm_open(buf_data(&key), buf_data(&iv), buf_data(&aad), buf_len(&aad),
+                                       buf_data(&ct), buf_len(&ct), buf_data(&tag), out),
                        ERR_AUTH);
             for (size_t j = 0; j < buf_len(&ct); j++)
                 assert_int_equal(out[j], 0);
@@ -174,8 +172,8 @@ static void test_kwp_published_vectors(void **state)
         assert_int_equal(buf_len(&wrapped), CRYPTO_KWP_WRAPPED_LEN(buf_len(&key)));
 
         assert_ok(buf_alloc(&out, 0, 4096));
-        assert_ok(crypto_kwp_wrap(buf_data(&kek), buf_len(&kek), buf_data(&key), buf_len(&key),
-                                  &out));
+        assert_ok(
+            crypto_kwp_wrap(buf_data(&kek), buf_len(&kek), buf_data(&key), buf_len(&key), &out));
         assert_int_equal(buf_len(&out), buf_len(&wrapped));
         assert_memory_equal(buf_data(&out), buf_data(&wrapped), buf_len(&wrapped));
         buf_free(&out);
@@ -326,8 +324,8 @@ static void test_hmac_published_vectors(void **state)
         test_hex(&key, hmac_vectors[i].key);
         test_hex(&data, hmac_vectors[i].data);
         test_hex(&mac, hmac_vectors[i].mac);
-        assert_ok(crypto_hmac_sha256(buf_data(&key), buf_len(&key), buf_data(&data),
-                                     buf_len(&data), got));
+        assert_ok(crypto_hmac_sha256(buf_data(&key), buf_len(&key), buf_data(&data), buf_len(&data),
+                                     got));
         assert_memory_equal(got, buf_data(&mac), sizeof(got));
         assert_ok(crypto_hmac_sha256_verify(buf_data(&key), buf_len(&key), buf_data(&data),
                                             buf_len(&data), buf_data(&mac)));
@@ -366,9 +364,8 @@ static void test_hkdf_published_vectors(void **state)
         assert_ok(crypto_hkdf_sha256_extract(buf_data(&salt), buf_len(&salt), buf_data(&ikm),
                                              buf_len(&ikm), got_prk));
         assert_memory_equal(got_prk, buf_data(&prk), sizeof(got_prk));
-        assert_ok(crypto_hkdf_sha256(buf_data(&salt), buf_len(&salt), buf_data(&ikm),
-                                     buf_len(&ikm), buf_data(&info), buf_len(&info), got,
-                                     buf_len(&okm)));
+        assert_ok(crypto_hkdf_sha256(buf_data(&salt), buf_len(&salt), buf_data(&ikm), buf_len(&ikm),
+                                     buf_data(&info), buf_len(&info), got, buf_len(&okm)));
         assert_memory_equal(got, buf_data(&okm), buf_len(&okm));
         buf_free(&ikm);
         buf_free(&salt);
@@ -392,8 +389,8 @@ static void test_pbkdf2_published_vectors(void **state)
         uint8_t got[128];
         test_hex(&dk, v->dk);
         assert_true(buf_len(&dk) <= sizeof(got));
-        assert_ok(crypto_pbkdf2_sha256(v->password, strlen(v->password), v->salt,
-                                       strlen(v->salt), v->iterations, got, buf_len(&dk)));
+        assert_ok(crypto_pbkdf2_sha256(v->password, strlen(v->password), v->salt, strlen(v->salt),
+                                       v->iterations, got, buf_len(&dk)));
         assert_memory_equal(got, buf_data(&dk), buf_len(&dk));
         buf_free(&dk);
     }

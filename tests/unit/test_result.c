@@ -45,7 +45,7 @@ static void test_every_code_has_a_message_and_name(void **state)
     assert_string_equal(err_name(ERR_BUF_SHORT), "ERR_BUF_SHORT");
     assert_string_equal(err_message(ERR_OK), "success");
     /* Out of range is answered, not a crash. */
-    assert_string_equal(err_name((enum err_code)-1), "ERR_UNKNOWN");
+    assert_string_equal(err_name((enum err_code) - 1), "ERR_UNKNOWN");
     assert_string_equal(err_message(ERR_COUNT_), "unknown error");
 }
 

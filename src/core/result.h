@@ -66,7 +66,18 @@
     X(CONFIG_SYNTAX, "syntax error in configuration file")                     \
     X(CONFIG_VALUE, "invalid value in configuration file")                     \
     X(CONFIG_UNKNOWN, "unknown key in configuration file")                     \
-    X(CONFIG_DUPLICATE, "key set twice in configuration file")
+    X(CONFIG_DUPLICATE, "key set twice in configuration file")                 \
+    /* kmip: TTLV codec (KMIP 1.4 §9.1, 2.1 §15) */                          \
+    X(TTLV_TAG, "invalid TTLV tag")                                            \
+    X(TTLV_TYPE, "invalid TTLV item type")                                     \
+    X(TTLV_LENGTH, "TTLV item length does not suit its type")                  \
+    X(TTLV_TRUNCATED, "TTLV item runs past the end of its container")          \
+    X(TTLV_TRAILING, "bytes follow the TTLV message")                          \
+    X(TTLV_VALUE, "invalid TTLV value")                                        \
+    X(TTLV_DEPTH, "TTLV structures nested too deeply")                         \
+    X(TTLV_TOO_MANY, "too many TTLV items in one message")                     \
+    X(TTLV_MISSING, "a required TTLV field is missing")                        \
+    X(TTLV_WRONG_TYPE, "a TTLV field has the wrong type")
 
 enum err_code {
 #define VS_ERR_ENUM(name, msg) ERR_##name,

@@ -36,7 +36,7 @@ void buf_wrap(struct buf *b, void *mem, size_t cap)
         b->cap = b->limit = 0;
 }
 
-static vs_result buf_alloc_flags(struct buf *b, size_t initial, size_t limit, unsigned flags)
+static RESULT buf_alloc_flags(struct buf *b, size_t initial, size_t limit, unsigned flags)
 {
     ENSURE(limit <= BUF_MAX_LIMIT, ERR_TOO_LARGE);
     ENSURE(initial <= limit, ERR_INVALID_ARG);
@@ -96,7 +96,7 @@ void buf_reset(struct buf *b)
 }
 
 /* Makes room for n more bytes, growing an owned buffer up to its limit. */
-static vs_result buf_make_room(struct buf *b, size_t n)
+static RESULT buf_make_room(struct buf *b, size_t n)
 {
     size_t need, cap;
 
@@ -271,7 +271,7 @@ vs_result buf_write_zeros(struct buf *b, size_t n)
     return OK_RESULT;
 }
 
-static vs_result buf_write_be(struct buf *b, uint64_t v, size_t n)
+static RESULT buf_write_be(struct buf *b, uint64_t v, size_t n)
 {
     uint8_t *p;
 
@@ -317,6 +317,17 @@ vs_result buf_truncate(struct buf *b, size_t len)
     if (b->rpos > len)
         b->rpos = len;
     return OK_RESULT;
+}
+
+bool buf_overlaps(const struct buf *b, const void *p, size_t n)
+{
+    uintptr_t lo = (uintptr_t)p, hi, blo = (uintptr_t)b->data, bhi;
+
+    if (p == NULL || n == 0 || b->data == NULL || b->cap == 0)
+        return false;
+    if (__builtin_add_overflow(lo, n, &hi) || __builtin_add_overflow(blo, b->cap, &bhi))
+        return true; /* cannot happen with real objects; be safe */
+    return lo < bhi && blo < hi;
 }
 
 /* --- hexadecimal --- */

@@ -145,6 +145,11 @@ RESULT buf_patch_u32(struct buf *b, size_t at, uint32_t v) __attribute__((nonnul
  * rolls back a half-written item. Fails if len > buf_len(b). */
 RESULT buf_truncate(struct buf *b, size_t len) __attribute__((nonnull));
 
+/* Whether [p, p + n) overlaps memory that b owns or views (its whole
+ * capacity). Functions that read an input and append to b refuse such
+ * input: growing b would free the memory the input points into. */
+bool buf_overlaps(const struct buf *b, const void *p, size_t n) __attribute__((nonnull(1)));
+
 /* --- hexadecimal --- */
 
 /* Decodes a hex string (upper or lower case, even length, nothing else) and

@@ -7,6 +7,7 @@
  */
 #include "core/config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,7 +41,25 @@ struct config_parse_state {
     int line;
     vs_result error;
     bool failed;
+    int fail_line;
 };
+
+/* inih's section buffer is 50 bytes (MAX_SECTION): longer names would be
+ * cut silently, and two long names could merge. */
+#define CONFIG_SECTION_MAX 48
+
+/* Debian's libinih sizes its line buffer from the runtime ini_max_line
+ * (which must allow for '\r', '\n' and '\0'): set it once, and use the
+ * heap rather than a stack buffer of that size. */
+static pthread_once_t config_inih_once = PTHREAD_ONCE_INIT;
+
+static void config_inih_setup(void)
+{
+    ini_max_line = CONFIG_LINE_MAX + 3;
+    ini_initial_alloc = CONFIG_LINE_MAX + 3; /* the heap buffer's size */
+    ini_use_stack = false;
+    ini_allow_multiline = false; /* indented lines are refused instead */
+}
 
 static void config_entry_clear(struct config_entry *e)
 {
@@ -82,6 +101,7 @@ static void config_fail(struct config_parse_state *st, enum err_code code, const
     if (st->failed)
         return; /* the first error is the one worth reporting */
     st->failed = true;
+    st->fail_line = st->line;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -128,25 +148,70 @@ static int config_on_entry(void *user, const char *section, const char *name, co
     return 1;
 }
 
+/* Checks one raw line for what inih would accept silently or misread. */
+static void config_check_line(struct config_parse_state *st, const char *l, size_t n)
+{
+    size_t i = 0;
+
+    if (n > 0 && l[n - 1] == '\r')
+        n--; /* CRLF is fine */
+    if (memchr(l, '\r', n) != NULL) {
+        config_fail(st, ERR_CONFIG_SYNTAX, __FILE__, __LINE__,
+                    "carriage return inside a line (old Mac line endings?)");
+        return;
+    }
+    while (i < n && (l[i] == ' ' || l[i] == '\t'))
+        i++;
+    if (i == n || l[i] == ';' || l[i] == '#')
+        return; /* blank or comment */
+    if (i > 0) {
+        /* inih would glue it to the previous value as a continuation. */
+        config_fail(st, ERR_CONFIG_SYNTAX, __FILE__, __LINE__,
+                    "indented line (continuation lines are not supported)");
+        return;
+    }
+    if (l[0] == '[') {
+        const char *end = memchr(l, ']', n);
+        if (end == NULL)
+            return; /* inih reports the missing ']' */
+        if ((size_t)(end - l - 1) > CONFIG_SECTION_MAX) {
+            config_fail(st, ERR_CONFIG_SYNTAX, __FILE__, __LINE__,
+                        "section name longer than %d characters", CONFIG_SECTION_MAX);
+            return;
+        }
+        for (const char *p = end + 1; p < l + n; p++) {
+            if (*p == ';' || *p == '#')
+                break;
+            if (*p != ' ' && *p != '\t') {
+                config_fail(st, ERR_CONFIG_SYNTAX, __FILE__, __LINE__,
+                            "text after \"]\" (one setting per line, below its section)");
+                return;
+            }
+        }
+    }
+}
+
 /* inih's fgets-like reader: one line per call, counted. */
 static char *config_read_line(char *str, int num, void *stream)
 {
     struct config_parse_state *st = stream;
-    size_t n = 0;
+    size_t n = 0, max;
 
-    if (st->pos >= st->len || num < 2)
+    if (st->pos >= st->len || num < 3)
         return NULL;
+    /* Room for the line, its '\n' and '\0'. */
+    max = (size_t)num - 2 < CONFIG_LINE_MAX ? (size_t)num - 2 : CONFIG_LINE_MAX;
     st->line++;
-    while (st->pos < st->len && st->text[st->pos] != '\n' && n < (size_t)num - 2 &&
-           n < CONFIG_LINE_MAX)
+    while (st->pos < st->len && st->text[st->pos] != '\n' && n < max)
         str[n++] = st->text[st->pos++];
     if (st->pos < st->len && st->text[st->pos] != '\n') {
-        config_fail(st, ERR_CONFIG_SYNTAX, __FILE__, __LINE__, "line longer than %d characters",
-                    CONFIG_LINE_MAX);
+        config_fail(st, ERR_CONFIG_SYNTAX, __FILE__, __LINE__, "line longer than %zu characters",
+                    max);
         /* Skip the rest of the line so that inih sees a single line. */
         while (st->pos < st->len && st->text[st->pos] != '\n')
             st->pos++;
     }
+    config_check_line(st, str, n);
     if (st->pos < st->len)
         str[n++] = st->text[st->pos++]; /* the newline */
     str[n] = '\0';
@@ -161,7 +226,7 @@ vs_result config_parse(const char *name, const char *text, struct config **out)
 
     *out = NULL;
     ENSURE(st.len <= CONFIG_FILE_MAX, ERR_TOO_LARGE);
-    ENSURE(memchr(text, '\0', st.len) == NULL, ERR_CONFIG_SYNTAX);
+    ENSURE(pthread_once(&config_inih_once, config_inih_setup) == 0, ERR_INTERNAL);
     c = calloc(1, sizeof(*c));
     ENSURE(c != NULL, ERR_NOMEM);
     c->name = strdup(name);
@@ -172,6 +237,11 @@ vs_result config_parse(const char *name, const char *text, struct config **out)
     st.cfg = c;
 
     rc = ini_parse_stream(config_read_line, &st, config_on_entry, &st);
+    if (st.failed && rc > 0 && rc < st.fail_line) {
+        /* inih reports its syntax errors only at the end: the earliest error
+         * in the file is the one to show. */
+        st.failed = false;
+    }
     if (!st.failed && rc > 0) {
         /* inih returns the first bad line: neither [section] nor key = value. */
         st.line = rc;
@@ -213,8 +283,8 @@ vs_result config_load(const char *path, struct config **out)
 
 /* --- getters --- */
 
-static vs_result config_bad_value(const struct config *c, const char *section,
-                                  const struct config_entry *e, const char *expected)
+static RESULT config_bad_value(const struct config *c, const char *section,
+                               const struct config_entry *e, const char *expected)
 {
     RAISE(ERR_CONFIG_VALUE);
     return err_detail("%s:%d: [%s] %s: expected %s, got \"%s\"", c->name, e->line, section, e->key,
@@ -330,9 +400,9 @@ static bool config_parse_units(const char *s, const struct config_unit *units, u
     return false;
 }
 
-static vs_result config_get_units(const struct config *c, const char *section, const char *key,
-                                  uint64_t def, uint64_t min, uint64_t max, uint64_t *out,
-                                  const struct config_unit *units, const char *expected)
+static RESULT config_get_units(const struct config *c, const char *section, const char *key,
+                               uint64_t def, uint64_t min, uint64_t max, uint64_t *out,
+                               const struct config_unit *units, const char *expected)
 {
     const struct config_entry *e = config_find(c, section, key);
     uint64_t v;

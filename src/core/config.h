@@ -1,8 +1,9 @@
 /*
  * config.h - INI configuration files (parsed by inih) with typed getters.
  *
+ *   # a comment line starts with # or ;
  *   [server]
- *   listen = 127.0.0.1:5696       ; comments start with ; or #
+ *   listen = 127.0.0.1:5696       ; an inline comment starts with ;
  *   max_message_size = 1M
  *
  * Every error names the file, the line and the key, and says what was
@@ -11,9 +12,11 @@
  *   kms.conf:12: [server] max_message_size: expected a size from 4K to 64M
  *   (a number with an optional K, M or G suffix), got "lots"
  *
- * A key set twice, a line too long, or text that is not `key = value` is an
- * error, not a silent choice. config_check_keys() refuses keys the program
- * does not know, so that a typo in an option's name is not silently ignored.
+ * A key set twice, a line too long, text that is not `key = value`, an
+ * indented line (inih would take it as a continuation), text after a
+ * section header, a lone carriage return: each is an error, not a silent
+ * choice. The earliest error in the file is the one reported. config_check_keys() refuses keys the
+ * program does not know, so that a typo in an option's name is not silently ignored.
  *
  * Values are kept as the file gave them; configuration holds paths to
  * secrets, never secrets, so values may appear in error messages.

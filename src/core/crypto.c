@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -77,7 +78,7 @@ static vs_result crypto_fail(const char *what, const char *file, int line)
         }                           \
     } while (0)
 
-static vs_result crypto_ready(void)
+static RESULT crypto_ready(void)
 {
     ENSURE(pthread_once(&algs_once, crypto_fetch_all) == 0, ERR_INTERNAL);
     if (!algs.ok)
@@ -184,6 +185,7 @@ vs_result crypto_seal(const uint8_t key[CRYPTO_AES256_KEY_LEN], const void *aad,
     vs_result rc;
 
     ENSURE_ADD(len, (size_t)CRYPTO_SEAL_OVERHEAD, &total);
+    ENSURE(!buf_overlaps(out, pt, len), ERR_INVALID_ARG);
     GUARD(buf_reserve(out, total, &p));
     rc = crypto_random(p, CRYPTO_GCM_IV_LEN);
     if (is_ok(rc))
@@ -208,6 +210,7 @@ vs_result crypto_open(const uint8_t key[CRYPTO_AES256_KEY_LEN], const void *aad,
     ENSURE(n >= CRYPTO_SEAL_OVERHEAD, ERR_AUTH);
     len = n - CRYPTO_SEAL_OVERHEAD;
     GUARD(buf_peek_ptr(in, n, &p));
+    ENSURE(!buf_overlaps(out, p, n), ERR_INVALID_ARG);
     GUARD(buf_reserve(out, len, &pt));
     rc = crypto_gcm_open(key, p, aad, aad_len, p + CRYPTO_GCM_IV_LEN, len,
                          p + CRYPTO_GCM_IV_LEN + len, pt);
@@ -221,7 +224,7 @@ vs_result crypto_open(const uint8_t key[CRYPTO_AES256_KEY_LEN], const void *aad,
 
 /* --- AES key wrap with padding (RFC 5649) --- */
 
-static vs_result crypto_kwp_cipher(size_t kek_len, EVP_CIPHER **out)
+static RESULT crypto_kwp_cipher(size_t kek_len, EVP_CIPHER **out)
 {
     GUARD(crypto_ready());
     switch (kek_len) {
@@ -251,6 +254,7 @@ vs_result crypto_kwp_wrap(const uint8_t *kek, size_t kek_len, const void *key, s
 
     GUARD(crypto_kwp_cipher(kek_len, &cipher));
     ENSURE(key_len >= 1 && key_len <= CRYPTO_KWP_MAX_KEY_LEN, ERR_INVALID_ARG);
+    ENSURE(!buf_overlaps(out, key, key_len), ERR_INVALID_ARG);
     GUARD(buf_reserve(out, want, &p));
 
     ctx = EVP_CIPHER_CTX_new();
@@ -283,7 +287,11 @@ vs_result crypto_kwp_unwrap(const uint8_t *kek, size_t kek_len, const void *wrap
     /* RFC 5649 §4.2: at least two 64-bit blocks, a whole number of them. */
     ENSURE(wrapped_len >= 16 && wrapped_len % 8 == 0, ERR_AUTH);
     ENSURE(wrapped_len <= CRYPTO_KWP_WRAPPED_LEN(CRYPTO_KWP_MAX_KEY_LEN), ERR_TOO_LARGE);
-    GUARD(buf_reserve(out, wrapped_len - 8, &p));
+    ENSURE(!buf_overlaps(out, wrapped, wrapped_len), ERR_INVALID_ARG);
+    /* Room for the whole input, not only the at most wrapped_len - 8 bytes
+     * of key: OpenSSL 3.0 decrypts all of it in place in the output and, on
+     * failure, wipes wrapped_len bytes there. The excess is cut below. */
+    GUARD(buf_reserve(out, wrapped_len, &p));
 
     ctx = EVP_CIPHER_CTX_new();
     ENSURE_OUT(ctx != NULL, ERR_NOMEM);
@@ -311,6 +319,10 @@ out:
 struct crypto_xts {
     EVP_CIPHER_CTX *enc;
     EVP_CIPHER_CTX *dec;
+    /* Each sector rewrites the IV inside the shared EVP context: two threads
+     * in one context would encrypt under each other's tweaks, silently. So
+     * concurrent use is a programming error, caught here and fatal. */
+    atomic_flag busy;
 };
 
 #define CRYPTO_XTS_MAX_SECTOR ((size_t)1 << 20)
@@ -327,6 +339,7 @@ vs_result crypto_xts_new(const uint8_t key[CRYPTO_XTS_KEY_LEN], struct crypto_xt
            ERR_INVALID_ARG);
     x = calloc(1, sizeof(*x));
     ENSURE(x != NULL, ERR_NOMEM);
+    atomic_flag_clear(&x->busy);
     x->enc = EVP_CIPHER_CTX_new();
     x->dec = EVP_CIPHER_CTX_new();
     ENSURE_OUT(x->enc != NULL && x->dec != NULL, ERR_NOMEM);
@@ -350,8 +363,8 @@ void crypto_xts_free(struct crypto_xts **x)
     *x = NULL;
 }
 
-static vs_result crypto_xts_run(EVP_CIPHER_CTX *ctx, uint64_t sector, size_t sector_size,
-                                const uint8_t *in, uint8_t *out, size_t len)
+static RESULT crypto_xts_run(EVP_CIPHER_CTX *ctx, uint64_t sector, size_t sector_size,
+                             const uint8_t *in, uint8_t *out, size_t len)
 {
     uint8_t iv[16];
     int n;
@@ -374,16 +387,28 @@ static vs_result crypto_xts_run(EVP_CIPHER_CTX *ctx, uint64_t sector, size_t sec
     return OK_RESULT;
 }
 
+static vs_result crypto_xts_guarded(struct crypto_xts *x, bool encrypt, uint64_t sector,
+                                    size_t sector_size, const void *in, void *out, size_t len)
+{
+    vs_result rc;
+
+    if (atomic_flag_test_and_set(&x->busy))
+        abort(); /* two threads in one context: see struct crypto_xts */
+    rc = crypto_xts_run(encrypt ? x->enc : x->dec, sector, sector_size, in, out, len);
+    atomic_flag_clear(&x->busy);
+    return rc;
+}
+
 vs_result crypto_xts_encrypt(struct crypto_xts *x, uint64_t sector, size_t sector_size,
                              const void *in, void *out, size_t len)
 {
-    return crypto_xts_run(x->enc, sector, sector_size, in, out, len);
+    return crypto_xts_guarded(x, true, sector, sector_size, in, out, len);
 }
 
 vs_result crypto_xts_decrypt(struct crypto_xts *x, uint64_t sector, size_t sector_size,
                              const void *in, void *out, size_t len)
 {
-    return crypto_xts_run(x->dec, sector, sector_size, in, out, len);
+    return crypto_xts_guarded(x, false, sector, sector_size, in, out, len);
 }
 
 /* --- hashing, MAC, KDFs --- */
@@ -437,8 +462,8 @@ vs_result crypto_hmac_sha256_verify(const void *key, size_t key_len, const void 
     return OK_RESULT;
 }
 
-static vs_result crypto_kdf_derive(EVP_KDF *kdf, const OSSL_PARAM *params, void *out,
-                                   size_t out_len, const char *what)
+static RESULT crypto_kdf_derive(EVP_KDF *kdf, const OSSL_PARAM *params, void *out, size_t out_len,
+                                const char *what)
 {
     vs_result rc = OK_RESULT;
     EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(kdf);
@@ -452,9 +477,9 @@ out:
     return rc;
 }
 
-static vs_result crypto_hkdf(int mode, const void *salt, size_t salt_len, const void *ikm,
-                             size_t ikm_len, const void *info, size_t info_len, void *out,
-                             size_t out_len)
+static RESULT crypto_hkdf(int mode, const void *salt, size_t salt_len, const void *ikm,
+                          size_t ikm_len, const void *info, size_t info_len, void *out,
+                          size_t out_len)
 {
     OSSL_PARAM params[6], *p = params;
 

@@ -11,7 +11,13 @@
  *     data rather than on the system;
  *   - decryption releases no plaintext unless authentication succeeded: on
  *     failure the output is wiped before returning;
- *   - in-place operation (in == out) is allowed where stated.
+ *   - in-place operation (in == out) is allowed where stated;
+ *   - functions that append to a struct buf refuse (ERR_INVALID_ARG) input
+ *     that lies inside that buf's memory, which growing it could free.
+ *
+ * OpenSSL keeps expanded keys (AES key schedules) in its own heap, outside
+ * secret memory: a process that holds keys must call
+ * secret_harden_process() at start, so that no core dump can carry them.
  */
 #ifndef VMSEAL_CORE_CRYPTO_H
 #define VMSEAL_CORE_CRYPTO_H
@@ -78,13 +84,16 @@ RESULT crypto_kwp_wrap(const uint8_t *kek, size_t kek_len, const void *key, size
                        struct buf *out) __attribute__((nonnull));
 
 /* Unwraps, checking RFC 5649's integrity check; ERR_AUTH on a wrong KEK or
- * tampered input. Appends the key to out (use a secret buf). */
+ * tampered input. Appends the key to out (use a secret buf), which needs room
+ * for wrapped_len bytes while it works (the key is 8 or more bytes less). */
 RESULT crypto_kwp_unwrap(const uint8_t *kek, size_t kek_len, const void *wrapped,
                          size_t wrapped_len, struct buf *out) __attribute__((nonnull));
 
 /* --- XTS-AES-256 with plain64 sector tweaks (dm-crypt, LUKS, QEMU) --- */
 
-/* A keyed XTS context. Opaque; one per thread (not shareable while in use). */
+/* A keyed XTS context. Opaque. One thread at a time: concurrent calls on the
+ * same context abort the process (they would silently mix tweaks). Give each
+ * worker its own context. */
 struct crypto_xts;
 
 /* key is data key || tweak key; the two halves must differ. */

@@ -15,8 +15,8 @@
 #include "core/crypto.h"
 #include "core/secret.h"
 
-static vs_result file_raise_errno(enum err_code code, int e, const char *what, const char *path,
-                                  const char *file, int line)
+static RESULT file_raise_errno(enum err_code code, int e, const char *what, const char *path,
+                               const char *file, int line)
 {
     err_raise(code, file, line);
     err_detail("%s %s", what, path);
@@ -30,7 +30,7 @@ static vs_result file_raise_errno(enum err_code code, int e, const char *what, c
                      errno, (what), (path), __FILE__, __LINE__)
 
 /* Splits path into its directory ("." if none) in dir (size PATH_MAX). */
-static vs_result file_dirname(const char *path, char *dir, size_t size)
+static RESULT file_dirname(const char *path, char *dir, size_t size)
 {
     const char *slash = strrchr(path, '/');
     size_t n;
@@ -62,7 +62,7 @@ vs_result file_fsync_dir(const char *dir)
     return OK_RESULT;
 }
 
-static vs_result file_write_fully(int fd, const uint8_t *p, size_t len, const char *path)
+static RESULT file_write_fully(int fd, const uint8_t *p, size_t len, const char *path)
 {
     while (len > 0) {
         ssize_t n = write(fd, p, len > (size_t)SSIZE_MAX ? (size_t)SSIZE_MAX : len);
@@ -109,8 +109,12 @@ vs_result file_write_atomic(const char *path, const void *data, size_t len, mode
     fd = -1;
     if (rename(tmp, path) != 0)
         GUARD_OUT(FILE_FAIL("renaming over", path));
-    /* From here the new content is in place; only its durability remains. */
-    return file_fsync_dir(dir);
+    /* From here the new content is in place; only its durability remains.
+     * A failure now must not be read as "the old content is still there". */
+    rc = file_fsync_dir(dir);
+    if (!is_ok(rc))
+        err_detail("%s was replaced, but the directory fsync failed: durability unknown", path);
+    return rc;
 out:
     if (fd >= 0)
         close(fd);
@@ -125,7 +129,10 @@ vs_result file_read_all(const char *path, size_t limit, struct buf *out)
     struct stat st;
     int fd;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint8_t chunk[8192];
+
+    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return FILE_FAIL("opening", path);
     if (fstat(fd, &st) != 0)
@@ -144,7 +151,6 @@ vs_result file_read_all(const char *path, size_t limit, struct buf *out)
     /* Read until EOF, not st_size bytes: the file may change under us, and
      * the limit holds whatever it does. */
     for (;;) {
-        uint8_t chunk[8192];
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n < 0) {
             if (errno == EINTR)
@@ -159,12 +165,10 @@ vs_result file_read_all(const char *path, size_t limit, struct buf *out)
             err_detail("%s grew past the limit of %zu bytes", path, limit);
             goto out;
         }
-        rc = buf_write_bytes(out, chunk, (size_t)n);
-        secret_wipe(chunk, sizeof(chunk));
-        if (!is_ok(rc))
-            goto out;
+        GUARD_OUT(buf_write_bytes(out, chunk, (size_t)n));
     }
 out:
+    secret_wipe(chunk, sizeof(chunk)); /* the file may hold a key */
     close(fd);
     if (!is_ok(rc)) {
         vs_result t = buf_truncate(out, start);

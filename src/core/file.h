@@ -11,8 +11,10 @@
  *   3. rename it over the path (the atomic switch, POSIX rename(2));
  *   4. fsync the directory (the rename itself is on disk).
  *
- * A failure at any step removes the temporary file and leaves the old
- * content in place.
+ * A failure at any step before the rename removes the temporary file and
+ * leaves the old content in place. A failure of step 4 is reported too, with
+ * a detail saying that the file was replaced but may not survive a power
+ * loss: the caller must not assume the old content is still there.
  */
 #ifndef VMSEAL_CORE_FILE_H
 #define VMSEAL_CORE_FILE_H
@@ -30,8 +32,9 @@ RESULT file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 
 /* Appends the whole content of path to out. ERR_NOT_FOUND if it does not
  * exist, ERR_TOO_LARGE if it is larger than limit (nothing is appended),
- * ERR_IO otherwise (including when path is not a regular file). Symbolic
- * links are followed, as operators expect for configuration files. */
+ * ERR_IO otherwise (including when path is not a regular file: a FIFO or
+ * device is refused, never waited on). Symbolic links are followed, as
+ * operators expect for configuration files. */
 RESULT file_read_all(const char *path, size_t limit, struct buf *out) __attribute__((nonnull));
 
 /* fsyncs the directory dir (after creating, renaming or removing in it). */

@@ -93,7 +93,8 @@ static void line_value(struct log_line *l, const char *s)
         return;
     }
     line_put(l, "\"", 1);
-    l->quoted = !l->full;
+    if (!l->full)
+        l->quoted = true; /* once full, a value that did not start stays unopened */
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char esc[5];
         switch (*p) {

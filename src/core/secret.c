@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -41,13 +43,9 @@ static int secret_munlock(const void *p, size_t n)
 
 static size_t secret_page_size(void)
 {
-    static size_t page;
-
-    if (page == 0) {
-        long p = sysconf(_SC_PAGESIZE);
-        page = p > 0 ? (size_t)p : 4096;
-    }
-    return page;
+    /* sysconf is a cheap lookup; no lazily set static, no race. */
+    long p = sysconf(_SC_PAGESIZE);
+    return p > 0 ? (size_t)p : 4096;
 }
 
 void secret_wipe(void *p, size_t n)
@@ -89,9 +87,15 @@ vs_result secret_alloc(size_t len, void **out)
     }
 
     /* Exclude from core dumps and from fork children before any secret is
-     * written; these only fail on kernels that lack them. */
-    (void)madvise(base, map_len, MADV_DONTDUMP);
-    (void)madvise(base, map_len, MADV_DONTFORK);
+     * written. Like mlock, fail closed: memory that could be dumped is not
+     * secret memory. */
+    if (madvise(base, map_len, MADV_DONTDUMP) != 0 || madvise(base, map_len, MADV_DONTFORK) != 0) {
+        int e = errno;
+        munmap(base, map_len);
+        RAISE(ERR_NOMEM);
+        err_detail("madvise(MADV_DONTDUMP/MADV_DONTFORK) failed");
+        return err_errno(e);
+    }
 
     if (secret_mlock(base, page + data_len) != 0) {
         int e = errno;
@@ -149,6 +153,27 @@ void secret_free(void **pp)
     atomic_fetch_sub(&secret_live_allocations, 1);
     atomic_fetch_sub(&secret_live_bytes, len);
     *pp = NULL;
+}
+
+vs_result secret_harden_process(void)
+{
+    struct rlimit none = {0, 0};
+
+    /* Not dumpable: no core file, no ptrace attach by same-uid processes,
+     * /proc/PID/mem closed to them. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        int e = errno;
+        RAISE(ERR_PERM);
+        err_detail("prctl(PR_SET_DUMPABLE, 0)");
+        return err_errno(e);
+    }
+    if (setrlimit(RLIMIT_CORE, &none) != 0) {
+        int e = errno;
+        RAISE(ERR_PERM);
+        err_detail("setrlimit(RLIMIT_CORE, 0)");
+        return err_errno(e);
+    }
+    return OK_RESULT;
 }
 
 void secret_get_stats(struct secret_stats *out)

@@ -5,8 +5,10 @@
  *   - locked in RAM (mlock), so it is never written to swap;
  *   - excluded from core dumps (MADV_DONTDUMP) and not inherited by a fork
  *     child (MADV_DONTFORK);
- *   - followed by an inaccessible guard page, so a linear overflow faults
- *     instead of reading or writing the neighbour;
+ *   - followed by an inaccessible guard page, so a linear overflow past the
+ *     last page of the allocation faults instead of reaching a neighbour
+ *     (the slack between len and the end of that page is not guarded: the
+ *     data is page-aligned, which matters more for locking and for I/O);
  *   - wiped with explicit_bzero before it is released.
  *
  * Layout of one allocation (P = page size):
@@ -46,6 +48,11 @@ void secret_wipe(void *p, size_t n);
 /* Compares n bytes in time that depends only on n. True if equal. For MACs,
  * tags, tokens, password hashes: never memcmp. */
 bool secret_equal(const void *a, const void *b, size_t n) __attribute__((nonnull));
+
+/* Hardens the whole process for holding keys: not dumpable (no core file,
+ * no same-user ptrace) and RLIMIT_CORE = 0. OpenSSL keeps key schedules in
+ * its own heap, so every program that holds keys calls this at start. */
+RESULT secret_harden_process(void);
 
 /* Counters for tests and diagnostics: live allocations and bytes. */
 struct secret_stats {

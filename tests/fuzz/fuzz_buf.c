@@ -121,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             size_t at = buf_rpos(&in);
             if (is_ok(buf_read_ptr(&in, n, &p))) {
-                CHECK(p == data + at);
+                CHECK(p == data + at && buf_rpos(&in) == at + n);
                 if (!is_ok(buf_write_bytes(&out, p, n)))
                     CHECK(buf_len(&out) == olen);
                 else if (n > 0)
@@ -145,8 +145,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         case 5: {
             uint8_t n;
-            if (is_ok(buf_read_u8(&in, &n)) && !is_ok(buf_read_bytes(&in, scratch, n)))
-                CHECK(n > buf_remaining(&in));
+            if (!is_ok(buf_read_u8(&in, &n)))
+                break;
+            if (is_ok(buf_read_bytes(&in, scratch, n)))
+                CHECK(buf_rpos(&in) == rpos + 1 + n &&
+                      (n == 0 || memcmp(scratch, data + rpos + 1, n) == 0));
+            else
+                CHECK(n > buf_remaining(&in) && buf_rpos(&in) == rpos + 1);
             break;
         }
         case 6: {
@@ -157,7 +162,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         case 7: {
             uint8_t at;
-            if (is_ok(buf_read_u8(&in, &at)) && !is_ok(buf_patch_u32(&out, at, 0xdeadbeef)))
+            if (!is_ok(buf_read_u8(&in, &at)))
+                break;
+            if (is_ok(buf_patch_u32(&out, at, 0xdeadbeef)))
+                CHECK(buf_len(&out) == olen &&
+                      memcmp(buf_data(&out) + at, "\xde\xad\xbe\xef", 4) == 0);
+            else
                 CHECK((size_t)at + 4 > buf_len(&out));
             break;
         }
@@ -209,7 +219,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 14: {
             uint8_t n;
-            if (is_ok(buf_read_u8(&in, &n)) && !is_ok(buf_skip(&in, n)))
+            if (!is_ok(buf_read_u8(&in, &n)))
+                break;
+            if (is_ok(buf_skip(&in, n)))
+                CHECK(buf_rpos(&in) == rpos + 1 + n);
+            else
                 CHECK(buf_rpos(&in) == rpos + 1);
             break;
         }

@@ -158,6 +158,54 @@ static void test_syntax_errors(void **state)
     assert_non_null(strstr(err_last()->detail, "a.conf:1: line longer than"));
 }
 
+static void test_line_rules(void **state)
+{
+    struct config *c = NULL;
+    char text[CONFIG_LINE_MAX + 64];
+    const char *v;
+    (void)state;
+
+    /* Exactly CONFIG_LINE_MAX characters is accepted, one more is not. */
+    memcpy(text, "[s]\nk = ", 8);
+    memset(text + 8, 'v', CONFIG_LINE_MAX - 4);
+    memcpy(text + 8 + CONFIG_LINE_MAX - 4, "\n", 2);
+    assert_ok(config_parse("l.conf", text, &c));
+    assert_ok(config_get_str(c, "s", "k", NULL, &v));
+    assert_int_equal(strlen(v), CONFIG_LINE_MAX - 4);
+    config_free(&c);
+    memcpy(text + 8 + CONFIG_LINE_MAX - 4, "v\n", 3);
+    assert_err(config_parse("l.conf", text, &c), ERR_CONFIG_SYNTAX);
+    assert_non_null(strstr(err_last()->detail, "l.conf:2: line longer than 1024 characters"));
+
+    /* CRLF line endings are fine. */
+    assert_ok(config_parse("l.conf", "[s]\r\nk = v\r\n", &c));
+    assert_ok(config_get_str(c, "s", "k", NULL, &v));
+    assert_string_equal(v, "v");
+    config_free(&c);
+    /* CR-only line endings would read as one line: refused. */
+    assert_err(config_parse("l.conf", "[s]\rk = v\r", &c), ERR_CONFIG_SYNTAX);
+    assert_non_null(strstr(err_last()->detail, "l.conf:1: carriage return"));
+    /* An indented line would become a continuation of the previous value. */
+    assert_err(config_parse("l.conf", "[s]\nk = v\n  other = w\n", &c), ERR_CONFIG_SYNTAX);
+    assert_non_null(strstr(err_last()->detail, "l.conf:3: indented line"));
+    /* A setting on the section line would be dropped. */
+    assert_err(config_parse("l.conf", "[s] k = v\n", &c), ERR_CONFIG_SYNTAX);
+    assert_non_null(strstr(err_last()->detail, "l.conf:1: text after"));
+    assert_ok(config_parse("l.conf", "[s]   ; comment\nk = v\n", &c));
+    config_free(&c);
+    /* Long section names would be cut and could merge. */
+    assert_err(config_parse("l.conf", "[sssssssssssssssssssssssssssssssssssssssssssssssss]\n", &c),
+               ERR_CONFIG_SYNTAX);
+    assert_non_null(strstr(err_last()->detail, "section name longer than 48"));
+    /* The earliest error is the one reported: a syntax error on line 2
+     * before a duplicate on line 4. */
+    assert_err(config_parse("l.conf", "[s]\nnonsense\nk = 1\nk = 2\n", &c), ERR_CONFIG_SYNTAX);
+    assert_non_null(strstr(err_last()->detail, "l.conf:2:"));
+    /* Indented comments and blank lines with spaces are fine. */
+    assert_ok(config_parse("l.conf", "  ; note\n   \n[s]\nk = v\n", &c));
+    config_free(&c);
+}
+
 static void test_unknown_keys(void **state)
 {
     static const struct config_key known[] = {
@@ -212,8 +260,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_typed_getters), cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_syntax_errors), cmocka_unit_test(test_unknown_keys),
-        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_syntax_errors), cmocka_unit_test(test_line_rules),
+        cmocka_unit_test(test_unknown_keys),  cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -230,6 +230,64 @@ static void test_kwp_refusals(void **state)
     buf_free(&out);
 }
 
+static void test_kwp_failure_stays_inside_the_output(void **state)
+{
+    uint8_t kek[32], key[32], mem[48];
+    struct buf wrapped, out;
+    (void)state;
+
+    memset(kek, 0x21, sizeof(kek));
+    memset(key, 0x43, sizeof(key));
+    assert_ok(buf_alloc(&wrapped, 0, 64));
+    assert_ok(crypto_kwp_wrap(kek, sizeof(kek), key, sizeof(key), &wrapped));
+    uint8_t *w = (uint8_t *)(uintptr_t)buf_data(&wrapped);
+
+    /* An output of exactly the wrapped length, then a canary: a failed
+     * unwrap must not touch a byte past the output (OpenSSL wipes the whole
+     * input length there). */
+    memset(mem, 0xaa, sizeof(mem));
+    buf_wrap(&out, mem, 40);
+    w[20] ^= 1;
+    assert_err(crypto_kwp_unwrap(kek, sizeof(kek), w, 40, &out), ERR_AUTH);
+    w[20] ^= 1;
+    for (size_t i = 40; i < sizeof(mem); i++)
+        assert_int_equal(mem[i], 0xaa);
+    assert_int_equal(buf_len(&out), 0);
+    assert_ok(crypto_kwp_unwrap(kek, sizeof(kek), w, 40, &out));
+    assert_int_equal(buf_len(&out), 32);
+    assert_memory_equal(mem, key, 32);
+    for (size_t i = 40; i < sizeof(mem); i++)
+        assert_int_equal(mem[i], 0xaa);
+    /* Too small to work in: refused up front, nothing written. */
+    buf_wrap(&out, mem, 32);
+    assert_err(crypto_kwp_unwrap(kek, sizeof(kek), w, 40, &out), ERR_BUF_LIMIT);
+    buf_free(&wrapped);
+}
+
+static void test_input_inside_the_output_is_refused(void **state)
+{
+    uint8_t key[32];
+    struct buf b, in;
+    (void)state;
+
+    memset(key, 0x5c, sizeof(key));
+    assert_ok(buf_alloc(&b, 0, 4096));
+    assert_ok(crypto_seal(key, NULL, 0, "plaintext", 9, &b));
+    size_t sealed_len = buf_len(&b);
+    /* Opening a record into the buffer that holds it: growing the buffer
+     * would free the input under the decryption. */
+    buf_view(&in, buf_data(&b), sealed_len);
+    assert_err(crypto_open(key, NULL, 0, &in, &b), ERR_INVALID_ARG);
+    assert_int_equal(buf_len(&b), sealed_len);
+    assert_int_equal(buf_rpos(&in), 0);
+    /* Sealing bytes of the output into the output. */
+    assert_err(crypto_seal(key, NULL, 0, buf_data(&b) + 4, 8, &b), ERR_INVALID_ARG);
+    assert_err(crypto_kwp_wrap(key, sizeof(key), buf_data(&b), 16, &b), ERR_INVALID_ARG);
+    assert_err(crypto_kwp_unwrap(key, sizeof(key), buf_data(&b), 16, &b), ERR_INVALID_ARG);
+    assert_int_equal(buf_len(&b), sealed_len);
+    buf_free(&b);
+}
+
 /* --- XTS-AES-256, plain64 --- */
 
 static void test_xts_published_vectors(void **state)
@@ -417,6 +475,8 @@ int main(void)
         cmocka_unit_test(test_seal_open_round_trip_and_refusals),
         cmocka_unit_test(test_kwp_published_vectors),
         cmocka_unit_test(test_kwp_refusals),
+        cmocka_unit_test(test_kwp_failure_stays_inside_the_output),
+        cmocka_unit_test(test_input_inside_the_output_is_refused),
         cmocka_unit_test(test_xts_published_vectors),
         cmocka_unit_test(test_xts_sectors_are_independent_and_numbered),
         cmocka_unit_test(test_sha256_published_vectors),

@@ -150,6 +150,21 @@ static void test_read_limits(void **state)
     buf_free(&b);
 }
 
+static void test_fifo_is_refused_not_waited_on(void **state)
+{
+    char p[128];
+    struct buf b;
+    (void)state;
+
+    path_in(p, sizeof(p), "fifo");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_ok(buf_alloc(&b, 0, 100));
+    assert_err(file_read_all(p, 100, &b), ERR_IO); /* returns at once: no writer needed */
+    assert_non_null(strstr(err_last()->detail, "not a regular file"));
+    buf_free(&b);
+    unlink(p);
+}
+
 static void test_mkdir(void **state)
 {
     char p[128];
@@ -175,6 +190,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mode_ignores_umask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_keeps_old_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_is_refused_not_waited_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mkdir, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

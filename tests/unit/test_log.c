@@ -142,6 +142,25 @@ static void test_long_lines_are_truncated_and_terminated(void **state)
     assert_ptr_equal(strchr(l, '\n'), l + n - 1); /* one line only */
 }
 
+static void test_truncation_closes_the_open_quote(void **state)
+{
+    static char big[LOG_LINE_MAX * 2];
+    (void)state;
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    big[10] = ' ';
+    RAISE(ERR_IO);
+    /* Quoted fields after the truncation point must not reopen anything. */
+    log_info("big", LOG_S("v", big), LOG_S("q", "has space"), LOG_ERR());
+    const char *l = drain();
+    size_t n = strlen(l);
+    assert_string_equal(l + n - 17, "\" truncated=true\n");
+    size_t quotes = 0;
+    for (const char *p = l; *p; p++)
+        quotes += *p == '"';
+    assert_int_equal(quotes % 2, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +172,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_last_error_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_lines_are_truncated_and_terminated, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_truncation_closes_the_open_quote, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,6 +196,28 @@ static void test_wipe_and_equal(void **state)
     secret_wipe(NULL, 0);
 }
 
+static void test_harden_process(void **state)
+{
+    int status;
+    pid_t pid = fork();
+    (void)state;
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl;
+        if (!is_ok(secret_harden_process()))
+            _exit(2);
+        if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+            _exit(3);
+        if (getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur != 0 || rl.rlim_max != 0)
+            _exit(4);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_fork_child_does_not_inherit),
         cmocka_unit_test(test_underflow_corruption_aborts_on_free),
         cmocka_unit_test(test_wipe_and_equal),
+        cmocka_unit_test(test_harden_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,8 @@ packages=(
   libcmocka-dev
   # integration tests: pytest and PyKMIP as a foreign KMIP peer
   python3 python3-pytest python3-pykmip
+  # tests that check system-call order (durability of atomic writes)
+  strace
 )
 
 missing=()

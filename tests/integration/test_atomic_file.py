@@ -74,3 +74,50 @@ def test_writer_reports_errors(helper, tmp_path):
     proc = subprocess.run([helper("atomic_writer"), str(tmp_path / "f"), "x"],
                           capture_output=True, timeout=30)
     assert proc.returncode == 2 and b"usage" in proc.stderr
+
+
+SYSCALL = re.compile(r'^\d+ +(openat|write|fsync|rename|close)\((.*)\) += (-?\d+)')
+
+
+def test_durability_order_of_system_calls(helper, tmp_path):
+    """SIGKILL leaves the page cache intact, so the test above would pass
+    without any fsync. The order that makes a write survive power loss is
+    checked here, on the system calls themselves: the temporary file is
+    written and fsynced before the rename, and the directory is fsynced
+    after it, before the write is acknowledged."""
+    path = tmp_path / "vm.json"
+    trace = tmp_path / "trace"
+    proc = subprocess.Popen(["strace", "-f", "-o", str(trace), "-e",
+                             "trace=openat,write,fsync,rename,close",
+                             str(helper("atomic_writer")), str(path), "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    # Wait for three acknowledged writes, then stop.
+    for _ in range(3):
+        assert proc.stdout.readline().startswith(b"ack ")
+    proc.kill()
+    proc.wait()
+
+    calls = []
+    for line in trace.read_text().splitlines():
+        m = SYSCALL.match(line)
+        if m:
+            calls.append((m.group(1), m.group(2), int(m.group(3))))
+    tmp_prefix = str(path) + ".tmp-"
+    # Follow the first complete write through the trace.
+    opened = next(i for i, c in enumerate(calls)
+                  if c[0] == "openat" and tmp_prefix in c[1] and "O_EXCL" in c[1])
+    fd = calls[opened][2]
+    rest = calls[opened + 1:]
+    fsync_file = next(i for i, c in enumerate(rest) if c[0] == "fsync" and c[1] == str(fd))
+    renamed = next(i for i, c in enumerate(rest) if c[0] == "rename")
+    assert tmp_prefix in rest[renamed][1] and rest[renamed][1].endswith(f'"{path}"')
+    assert any(c[0] == "write" and c[1].startswith(f"{fd},") for c in rest[:fsync_file]), \
+        "data must be written before the fsync"
+    assert fsync_file < renamed, "the temporary file must be fsynced before the rename"
+    dir_open = next(i for i, c in enumerate(rest[renamed:]) if c[0] == "openat"
+                    and "O_DIRECTORY" in c[1] and f'"{tmp_path}"' in c[1]) + renamed
+    dir_fd = rest[dir_open][2]
+    assert any(c[0] == "fsync" and c[1] == str(dir_fd) for c in rest[dir_open:dir_open + 3]), \
+        "the directory must be fsynced after the rename"
+    # The file was created with O_EXCL|O_NOFOLLOW: nothing planted is followed.
+    assert "O_NOFOLLOW" in calls[opened][1]

@@ -77,7 +77,10 @@
     X(TTLV_DEPTH, "TTLV structures nested too deeply")                         \
     X(TTLV_TOO_MANY, "too many TTLV items in one message")                     \
     X(TTLV_MISSING, "a required TTLV field is missing")                        \
-    X(TTLV_WRONG_TYPE, "a TTLV field has the wrong type")
+    X(TTLV_WRONG_TYPE, "a TTLV field has the wrong type")                      \
+    /* kmip: messages (KMIP 1.4 §7, §11) */                                  \
+    X(KMIP_INVALID_MESSAGE, "invalid KMIP message")                            \
+    X(KMIP_VERSION, "KMIP protocol version not supported")
 
 enum err_code {
 #define VS_ERR_ENUM(name, msg) ERR_##name,

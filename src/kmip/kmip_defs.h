@@ -22,7 +22,8 @@
  *
  *   - a line marked "2.x" is not in 1.4;
  *   - a line marked "1.x only" is in 1.4 but (Reserved) in 2.1: a 2.x
- *     message must not carry it;
+ *     message must not carry it; "deprecated" means 1.4 marks it so (the
+ *     certificate tags "as of version 1.1");
  *   - values that 2.1 lists as (Reserved) and 1.4 does not define are left
  *     out, and so are the extension ranges (tags 0x540000-0x54FFFF,
  *     enumerations 0x8XXXXXXX), which belong to whoever defines them.
@@ -81,387 +82,386 @@
  * Attribute (0x420008) holding Vendor Identification, Attribute Name and
  * Attribute Value.
  */
-#define KMIP_TAGS(X_)                                                                              \
-    X_(ACTIVATION_DATE, 0x420001, "Activation Date")                                               \
-    X_(APPLICATION_DATA, 0x420002, "Application Data")                                             \
-    X_(APPLICATION_NAMESPACE, 0x420003, "Application Namespace")                                   \
-    X_(APPLICATION_SPECIFIC_INFORMATION, 0x420004, "Application Specific Information")             \
-    X_(ARCHIVE_DATE, 0x420005, "Archive Date")                                                     \
-    X_(ASYNCHRONOUS_CORRELATION_VALUE, 0x420006, "Asynchronous Correlation Value")                 \
-    X_(ASYNCHRONOUS_INDICATOR, 0x420007, "Asynchronous Indicator")                                 \
-    X_(ATTRIBUTE, 0x420008, "Attribute")                                                           \
-    X_(ATTRIBUTE_INDEX, 0x420009, "Attribute Index") /* 1.x only */                                \
-    X_(ATTRIBUTE_NAME, 0x42000A, "Attribute Name")                                                 \
-    X_(ATTRIBUTE_VALUE, 0x42000B, "Attribute Value")                                               \
-    X_(AUTHENTICATION, 0x42000C, "Authentication")                                                 \
-    X_(BATCH_COUNT, 0x42000D, "Batch Count")                                                       \
-    X_(BATCH_ERROR_CONTINUATION_OPTION, 0x42000E, "Batch Error Continuation Option")               \
-    X_(BATCH_ITEM, 0x42000F, "Batch Item")                                                         \
-    X_(BATCH_ORDER_OPTION, 0x420010, "Batch Order Option")                                         \
-    X_(BLOCK_CIPHER_MODE, 0x420011, "Block Cipher Mode")                                           \
-    X_(CANCELLATION_RESULT, 0x420012, "Cancellation Result")                                       \
-    X_(CERTIFICATE, 0x420013, "Certificate")                                                       \
-    X_(CERTIFICATE_IDENTIFIER, 0x420014,                                                           \
-       "Certificate Identifier")                           /* 1.x only, deprecated since 1.1 */    \
-    X_(CERTIFICATE_ISSUER, 0x420015, "Certificate Issuer") /* 1.x only, deprecated since 1.1 */    \
-    X_(CERTIFICATE_ISSUER_ALTERNATIVE_NAME, 0x420016,                                              \
-       "Certificate Issuer Alternative Name") /* 1.x only, deprecated since 1.1 */                 \
-    X_(CERTIFICATE_ISSUER_DISTINGUISHED_NAME, 0x420017,                                            \
-       "Certificate Issuer Distinguished Name") /* 1.x only, deprecated since 1.1 */               \
-    X_(CERTIFICATE_REQUEST, 0x420018, "Certificate Request")                                       \
-    X_(CERTIFICATE_REQUEST_TYPE, 0x420019, "Certificate Request Type")                             \
-    X_(CERTIFICATE_SUBJECT, 0x42001A, "Certificate Subject") /* 1.x only, deprecated since 1.1 */  \
-    X_(CERTIFICATE_SUBJECT_ALTERNATIVE_NAME, 0x42001B,                                             \
-       "Certificate Subject Alternative Name") /* 1.x only, deprecated since 1.1 */                \
-    X_(CERTIFICATE_SUBJECT_DISTINGUISHED_NAME, 0x42001C,                                           \
-       "Certificate Subject Distinguished Name") /* 1.x only, deprecated since 1.1 */              \
-    X_(CERTIFICATE_TYPE, 0x42001D, "Certificate Type")                                             \
-    X_(CERTIFICATE_VALUE, 0x42001E, "Certificate Value")                                           \
-    X_(COMMON_TEMPLATE_ATTRIBUTE, 0x42001F, "Common Template-Attribute") /* 1.x only */            \
-    X_(COMPROMISE_DATE, 0x420020, "Compromise Date")                                               \
-    X_(COMPROMISE_OCCURRENCE_DATE, 0x420021, "Compromise Occurrence Date")                         \
-    X_(CONTACT_INFORMATION, 0x420022, "Contact Information")                                       \
-    X_(CREDENTIAL, 0x420023, "Credential")                                                         \
-    X_(CREDENTIAL_TYPE, 0x420024, "Credential Type")                                               \
-    X_(CREDENTIAL_VALUE, 0x420025, "Credential Value")                                             \
-    X_(CRITICALITY_INDICATOR, 0x420026, "Criticality Indicator")                                   \
-    X_(CRT_COEFFICIENT, 0x420027, "CRT Coefficient")                                               \
-    X_(CRYPTOGRAPHIC_ALGORITHM, 0x420028, "Cryptographic Algorithm")                               \
-    X_(CRYPTOGRAPHIC_DOMAIN_PARAMETERS, 0x420029, "Cryptographic Domain Parameters")               \
-    X_(CRYPTOGRAPHIC_LENGTH, 0x42002A, "Cryptographic Length")                                     \
-    X_(CRYPTOGRAPHIC_PARAMETERS, 0x42002B, "Cryptographic Parameters")                             \
-    X_(CRYPTOGRAPHIC_USAGE_MASK, 0x42002C, "Cryptographic Usage Mask")                             \
-    X_(CUSTOM_ATTRIBUTE, 0x42002D, "Custom Attribute") /* 1.x only */                              \
-    X_(D, 0x42002E, "D")                                                                           \
-    X_(DEACTIVATION_DATE, 0x42002F, "Deactivation Date")                                           \
-    X_(DERIVATION_DATA, 0x420030, "Derivation Data")                                               \
-    X_(DERIVATION_METHOD, 0x420031, "Derivation Method")                                           \
-    X_(DERIVATION_PARAMETERS, 0x420032, "Derivation Parameters")                                   \
-    X_(DESTROY_DATE, 0x420033, "Destroy Date")                                                     \
-    X_(DIGEST, 0x420034, "Digest")                                                                 \
-    X_(DIGEST_VALUE, 0x420035, "Digest Value")                                                     \
-    X_(ENCRYPTION_KEY_INFORMATION, 0x420036, "Encryption Key Information")                         \
-    X_(G, 0x420037, "G")                                                                           \
-    X_(HASHING_ALGORITHM, 0x420038, "Hashing Algorithm")                                           \
-    X_(INITIAL_DATE, 0x420039, "Initial Date")                                                     \
-    X_(INITIALIZATION_VECTOR, 0x42003A, "Initialization Vector")                                   \
-    X_(ISSUER, 0x42003B, "Issuer") /* 1.x only, deprecated since 1.1 */                            \
-    X_(ITERATION_COUNT, 0x42003C, "Iteration Count")                                               \
-    X_(IV_COUNTER_NONCE, 0x42003D, "IV/Counter/Nonce")                                             \
-    X_(J, 0x42003E, "J")                                                                           \
-    X_(KEY, 0x42003F, "Key")                                                                       \
-    X_(KEY_BLOCK, 0x420040, "Key Block")                                                           \
-    X_(KEY_COMPRESSION_TYPE, 0x420041, "Key Compression Type")                                     \
-    X_(KEY_FORMAT_TYPE, 0x420042, "Key Format Type")                                               \
-    X_(KEY_MATERIAL, 0x420043, "Key Material")                                                     \
-    X_(KEY_PART_IDENTIFIER, 0x420044, "Key Part Identifier")                                       \
-    X_(KEY_VALUE, 0x420045, "Key Value")                                                           \
-    X_(KEY_WRAPPING_DATA, 0x420046, "Key Wrapping Data")                                           \
-    X_(KEY_WRAPPING_SPECIFICATION, 0x420047, "Key Wrapping Specification")                         \
-    X_(LAST_CHANGE_DATE, 0x420048, "Last Change Date")                                             \
-    X_(LEASE_TIME, 0x420049, "Lease Time")                                                         \
-    X_(LINK, 0x42004A, "Link")                                                                     \
-    X_(LINK_TYPE, 0x42004B, "Link Type")                                                           \
-    X_(LINKED_OBJECT_IDENTIFIER, 0x42004C, "Linked Object Identifier")                             \
-    X_(MAC_SIGNATURE, 0x42004D, "MAC/Signature")                                                   \
-    X_(MAC_SIGNATURE_KEY_INFORMATION, 0x42004E, "MAC/Signature Key Information")                   \
-    X_(MAXIMUM_ITEMS, 0x42004F, "Maximum Items")                                                   \
-    X_(MAXIMUM_RESPONSE_SIZE, 0x420050, "Maximum Response Size")                                   \
-    X_(MESSAGE_EXTENSION, 0x420051, "Message Extension")                                           \
-    X_(MODULUS, 0x420052, "Modulus")                                                               \
-    X_(NAME, 0x420053, "Name")                                                                     \
-    X_(NAME_TYPE, 0x420054, "Name Type")                                                           \
-    X_(NAME_VALUE, 0x420055, "Name Value")                                                         \
-    X_(OBJECT_GROUP, 0x420056, "Object Group")                                                     \
-    X_(OBJECT_TYPE, 0x420057, "Object Type")                                                       \
-    X_(OFFSET, 0x420058, "Offset")                                                                 \
-    X_(OPAQUE_DATA_TYPE, 0x420059, "Opaque Data Type")                                             \
-    X_(OPAQUE_DATA_VALUE, 0x42005A, "Opaque Data Value")                                           \
-    X_(OPAQUE_OBJECT, 0x42005B, "Opaque Object")                                                   \
-    X_(OPERATION, 0x42005C, "Operation")                                                           \
-    X_(OPERATION_POLICY_NAME, 0x42005D, "Operation Policy Name") /* 1.x only, deprecated in 1.4 */ \
-    X_(P, 0x42005E, "P")                                                                           \
-    X_(PADDING_METHOD, 0x42005F, "Padding Method")                                                 \
-    X_(PRIME_EXPONENT_P, 0x420060, "Prime Exponent P")                                             \
-    X_(PRIME_EXPONENT_Q, 0x420061, "Prime Exponent Q")                                             \
-    X_(PRIME_FIELD_SIZE, 0x420062, "Prime Field Size")                                             \
-    X_(PRIVATE_EXPONENT, 0x420063, "Private Exponent")                                             \
-    X_(PRIVATE_KEY, 0x420064, "Private Key")                                                       \
-    X_(PRIVATE_KEY_TEMPLATE_ATTRIBUTE, 0x420065, "Private Key Template-Attribute") /* 1.x only */  \
-    X_(PRIVATE_KEY_UNIQUE_IDENTIFIER, 0x420066, "Private Key Unique Identifier")                   \
-    X_(PROCESS_START_DATE, 0x420067, "Process Start Date")                                         \
-    X_(PROTECT_STOP_DATE, 0x420068, "Protect Stop Date")                                           \
-    X_(PROTOCOL_VERSION, 0x420069, "Protocol Version")                                             \
-    X_(PROTOCOL_VERSION_MAJOR, 0x42006A, "Protocol Version Major")                                 \
-    X_(PROTOCOL_VERSION_MINOR, 0x42006B, "Protocol Version Minor")                                 \
-    X_(PUBLIC_EXPONENT, 0x42006C, "Public Exponent")                                               \
-    X_(PUBLIC_KEY, 0x42006D, "Public Key")                                                         \
-    X_(PUBLIC_KEY_TEMPLATE_ATTRIBUTE, 0x42006E, "Public Key Template-Attribute") /* 1.x only */    \
-    X_(PUBLIC_KEY_UNIQUE_IDENTIFIER, 0x42006F, "Public Key Unique Identifier")                     \
-    X_(PUT_FUNCTION, 0x420070, "Put Function")                                                     \
-    X_(Q, 0x420071, "Q")                                                                           \
-    X_(Q_STRING, 0x420072, "Q String")                                                             \
-    X_(QLENGTH, 0x420073, "Qlength")                                                               \
-    X_(QUERY_FUNCTION, 0x420074, "Query Function")                                                 \
-    X_(RECOMMENDED_CURVE, 0x420075, "Recommended Curve")                                           \
-    X_(REPLACED_UNIQUE_IDENTIFIER, 0x420076, "Replaced Unique Identifier")                         \
-    X_(REQUEST_HEADER, 0x420077, "Request Header")                                                 \
-    X_(REQUEST_MESSAGE, 0x420078, "Request Message")                                               \
-    X_(REQUEST_PAYLOAD, 0x420079, "Request Payload")                                               \
-    X_(RESPONSE_HEADER, 0x42007A, "Response Header")                                               \
-    X_(RESPONSE_MESSAGE, 0x42007B, "Response Message")                                             \
-    X_(RESPONSE_PAYLOAD, 0x42007C, "Response Payload")                                             \
-    X_(RESULT_MESSAGE, 0x42007D, "Result Message")                                                 \
-    X_(RESULT_REASON, 0x42007E, "Result Reason")                                                   \
-    X_(RESULT_STATUS, 0x42007F, "Result Status")                                                   \
-    X_(REVOCATION_MESSAGE, 0x420080, "Revocation Message")                                         \
-    X_(REVOCATION_REASON, 0x420081, "Revocation Reason")                                           \
-    X_(REVOCATION_REASON_CODE, 0x420082, "Revocation Reason Code")                                 \
-    X_(KEY_ROLE_TYPE, 0x420083, "Key Role Type")                                                   \
-    X_(SALT, 0x420084, "Salt")                                                                     \
-    X_(SECRET_DATA, 0x420085, "Secret Data")                                                       \
-    X_(SECRET_DATA_TYPE, 0x420086, "Secret Data Type")                                             \
-    X_(SERIAL_NUMBER, 0x420087, "Serial Number") /* 1.x only, deprecated since 1.1 */              \
-    X_(SERVER_INFORMATION, 0x420088, "Server Information")                                         \
-    X_(SPLIT_KEY, 0x420089, "Split Key")                                                           \
-    X_(SPLIT_KEY_METHOD, 0x42008A, "Split Key Method")                                             \
-    X_(SPLIT_KEY_PARTS, 0x42008B, "Split Key Parts")                                               \
-    X_(SPLIT_KEY_THRESHOLD, 0x42008C, "Split Key Threshold")                                       \
-    X_(STATE, 0x42008D, "State")                                                                   \
-    X_(STORAGE_STATUS_MASK, 0x42008E, "Storage Status Mask")                                       \
-    X_(SYMMETRIC_KEY, 0x42008F, "Symmetric Key")                                                   \
-    X_(TEMPLATE, 0x420090, "Template")                     /* 1.x only */                          \
-    X_(TEMPLATE_ATTRIBUTE, 0x420091, "Template-Attribute") /* 1.x only */                          \
-    X_(TIME_STAMP, 0x420092, "Time Stamp")                                                         \
-    X_(UNIQUE_BATCH_ITEM_ID, 0x420093, "Unique Batch Item ID")                                     \
-    X_(UNIQUE_IDENTIFIER, 0x420094, "Unique Identifier")                                           \
-    X_(USAGE_LIMITS, 0x420095, "Usage Limits")                                                     \
-    X_(USAGE_LIMITS_COUNT, 0x420096, "Usage Limits Count")                                         \
-    X_(USAGE_LIMITS_TOTAL, 0x420097, "Usage Limits Total")                                         \
-    X_(USAGE_LIMITS_UNIT, 0x420098, "Usage Limits Unit")                                           \
-    X_(USERNAME, 0x420099, "Username")                                                             \
-    X_(VALIDITY_DATE, 0x42009A, "Validity Date")                                                   \
-    X_(VALIDITY_INDICATOR, 0x42009B, "Validity Indicator")                                         \
-    X_(VENDOR_EXTENSION, 0x42009C, "Vendor Extension")                                             \
-    X_(VENDOR_IDENTIFICATION, 0x42009D, "Vendor Identification")                                   \
-    X_(WRAPPING_METHOD, 0x42009E, "Wrapping Method")                                               \
-    X_(X, 0x42009F, "X")                                                                           \
-    X_(Y, 0x4200A0, "Y")                                                                           \
-    X_(PASSWORD, 0x4200A1, "Password")                                                             \
-    X_(DEVICE_IDENTIFIER, 0x4200A2, "Device Identifier")                                           \
-    X_(ENCODING_OPTION, 0x4200A3, "Encoding Option")                                               \
-    X_(EXTENSION_INFORMATION, 0x4200A4, "Extension Information")                                   \
-    X_(EXTENSION_NAME, 0x4200A5, "Extension Name")                                                 \
-    X_(EXTENSION_TAG, 0x4200A6, "Extension Tag")                                                   \
-    X_(EXTENSION_TYPE, 0x4200A7, "Extension Type")                                                 \
-    X_(FRESH, 0x4200A8, "Fresh")                                                                   \
-    X_(MACHINE_IDENTIFIER, 0x4200A9, "Machine Identifier")                                         \
-    X_(MEDIA_IDENTIFIER, 0x4200AA, "Media Identifier")                                             \
-    X_(NETWORK_IDENTIFIER, 0x4200AB, "Network Identifier")                                         \
-    X_(OBJECT_GROUP_MEMBER, 0x4200AC, "Object Group Member")                                       \
-    X_(CERTIFICATE_LENGTH, 0x4200AD, "Certificate Length")                                         \
-    X_(DIGITAL_SIGNATURE_ALGORITHM, 0x4200AE, "Digital Signature Algorithm")                       \
-    X_(CERTIFICATE_SERIAL_NUMBER, 0x4200AF, "Certificate Serial Number")                           \
-    X_(DEVICE_SERIAL_NUMBER, 0x4200B0, "Device Serial Number")                                     \
-    X_(ISSUER_ALTERNATIVE_NAME, 0x4200B1, "Issuer Alternative Name")                               \
-    X_(ISSUER_DISTINGUISHED_NAME, 0x4200B2, "Issuer Distinguished Name")                           \
-    X_(SUBJECT_ALTERNATIVE_NAME, 0x4200B3, "Subject Alternative Name")                             \
-    X_(SUBJECT_DISTINGUISHED_NAME, 0x4200B4, "Subject Distinguished Name")                         \
-    X_(X_509_CERTIFICATE_IDENTIFIER, 0x4200B5, "X.509 Certificate Identifier")                     \
-    X_(X_509_CERTIFICATE_ISSUER, 0x4200B6, "X.509 Certificate Issuer")                             \
-    X_(X_509_CERTIFICATE_SUBJECT, 0x4200B7, "X.509 Certificate Subject")                           \
-    X_(KEY_VALUE_LOCATION, 0x4200B8, "Key Value Location")                                         \
-    X_(KEY_VALUE_LOCATION_VALUE, 0x4200B9, "Key Value Location Value")                             \
-    X_(KEY_VALUE_LOCATION_TYPE, 0x4200BA, "Key Value Location Type")                               \
-    X_(KEY_VALUE_PRESENT, 0x4200BB, "Key Value Present")                                           \
-    X_(ORIGINAL_CREATION_DATE, 0x4200BC, "Original Creation Date")                                 \
-    X_(PGP_KEY, 0x4200BD, "PGP Key")                                                               \
-    X_(PGP_KEY_VERSION, 0x4200BE, "PGP Key Version")                                               \
-    X_(ALTERNATIVE_NAME, 0x4200BF, "Alternative Name")                                             \
-    X_(ALTERNATIVE_NAME_VALUE, 0x4200C0, "Alternative Name Value")                                 \
-    X_(ALTERNATIVE_NAME_TYPE, 0x4200C1, "Alternative Name Type")                                   \
-    X_(DATA, 0x4200C2, "Data")                                                                     \
-    X_(SIGNATURE_DATA, 0x4200C3, "Signature Data")                                                 \
-    X_(DATA_LENGTH, 0x4200C4, "Data Length")                                                       \
-    X_(RANDOM_IV, 0x4200C5, "Random IV")                                                           \
-    X_(MAC_DATA, 0x4200C6, "MAC Data")                                                             \
-    X_(ATTESTATION_TYPE, 0x4200C7, "Attestation Type")                                             \
-    X_(NONCE, 0x4200C8, "Nonce")                                                                   \
-    X_(NONCE_ID, 0x4200C9, "Nonce ID")                                                             \
-    X_(NONCE_VALUE, 0x4200CA, "Nonce Value")                                                       \
-    X_(ATTESTATION_MEASUREMENT, 0x4200CB, "Attestation Measurement")                               \
-    X_(ATTESTATION_ASSERTION, 0x4200CC, "Attestation Assertion")                                   \
-    X_(IV_LENGTH, 0x4200CD, "IV Length")                                                           \
-    X_(TAG_LENGTH, 0x4200CE, "Tag Length")                                                         \
-    X_(FIXED_FIELD_LENGTH, 0x4200CF, "Fixed Field Length")                                         \
-    X_(COUNTER_LENGTH, 0x4200D0, "Counter Length")                                                 \
-    X_(INITIAL_COUNTER_VALUE, 0x4200D1, "Initial Counter Value")                                   \
-    X_(INVOCATION_FIELD_LENGTH, 0x4200D2, "Invocation Field Length")                               \
-    X_(ATTESTATION_CAPABLE_INDICATOR, 0x4200D3, "Attestation Capable Indicator")                   \
-    X_(OFFSET_ITEMS, 0x4200D4, "Offset Items")                                                     \
-    X_(LOCATED_ITEMS, 0x4200D5, "Located Items")                                                   \
-    X_(CORRELATION_VALUE, 0x4200D6, "Correlation Value")                                           \
-    X_(INIT_INDICATOR, 0x4200D7, "Init Indicator")                                                 \
-    X_(FINAL_INDICATOR, 0x4200D8, "Final Indicator")                                               \
-    X_(RNG_PARAMETERS, 0x4200D9, "RNG Parameters")                                                 \
-    X_(RNG_ALGORITHM, 0x4200DA, "RNG Algorithm")                                                   \
-    X_(DRBG_ALGORITHM, 0x4200DB, "DRBG Algorithm")                                                 \
-    X_(FIPS186_VARIATION, 0x4200DC, "FIPS186 Variation")                                           \
-    X_(PREDICTION_RESISTANCE, 0x4200DD, "Prediction Resistance")                                   \
-    X_(RANDOM_NUMBER_GENERATOR, 0x4200DE, "Random Number Generator")                               \
-    X_(VALIDATION_INFORMATION, 0x4200DF, "Validation Information")                                 \
-    X_(VALIDATION_AUTHORITY_TYPE, 0x4200E0, "Validation Authority Type")                           \
-    X_(VALIDATION_AUTHORITY_COUNTRY, 0x4200E1, "Validation Authority Country")                     \
-    X_(VALIDATION_AUTHORITY_URI, 0x4200E2, "Validation Authority URI")                             \
-    X_(VALIDATION_VERSION_MAJOR, 0x4200E3, "Validation Version Major")                             \
-    X_(VALIDATION_VERSION_MINOR, 0x4200E4, "Validation Version Minor")                             \
-    X_(VALIDATION_TYPE, 0x4200E5, "Validation Type")                                               \
-    X_(VALIDATION_LEVEL, 0x4200E6, "Validation Level")                                             \
-    X_(VALIDATION_CERTIFICATE_IDENTIFIER, 0x4200E7, "Validation Certificate Identifier")           \
-    X_(VALIDATION_CERTIFICATE_URI, 0x4200E8, "Validation Certificate URI")                         \
-    X_(VALIDATION_VENDOR_URI, 0x4200E9, "Validation Vendor URI")                                   \
-    X_(VALIDATION_PROFILE, 0x4200EA, "Validation Profile")                                         \
-    X_(PROFILE_INFORMATION, 0x4200EB, "Profile Information")                                       \
-    X_(PROFILE_NAME, 0x4200EC, "Profile Name")                                                     \
-    X_(SERVER_URI, 0x4200ED, "Server URI")                                                         \
-    X_(SERVER_PORT, 0x4200EE, "Server Port")                                                       \
-    X_(STREAMING_CAPABILITY, 0x4200EF, "Streaming Capability")                                     \
-    X_(ASYNCHRONOUS_CAPABILITY, 0x4200F0, "Asynchronous Capability")                               \
-    X_(ATTESTATION_CAPABILITY, 0x4200F1, "Attestation Capability")                                 \
-    X_(UNWRAP_MODE, 0x4200F2, "Unwrap Mode")                                                       \
-    X_(DESTROY_ACTION, 0x4200F3, "Destroy Action")                                                 \
-    X_(SHREDDING_ALGORITHM, 0x4200F4, "Shredding Algorithm")                                       \
-    X_(RNG_MODE, 0x4200F5, "RNG Mode")                                                             \
-    X_(CLIENT_REGISTRATION_METHOD, 0x4200F6, "Client Registration Method")                         \
-    X_(CAPABILITY_INFORMATION, 0x4200F7, "Capability Information")                                 \
-    X_(KEY_WRAP_TYPE, 0x4200F8, "Key Wrap Type")                                                   \
-    X_(BATCH_UNDO_CAPABILITY, 0x4200F9, "Batch Undo Capability")                                   \
-    X_(BATCH_CONTINUE_CAPABILITY, 0x4200FA, "Batch Continue Capability")                           \
-    X_(PKCS_12_FRIENDLY_NAME, 0x4200FB, "PKCS#12 Friendly Name")                                   \
-    X_(DESCRIPTION, 0x4200FC, "Description")                                                       \
-    X_(COMMENT, 0x4200FD, "Comment")                                                               \
-    X_(AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA, 0x4200FE,                                         \
-       "Authenticated Encryption Additional Data")                                                 \
-    X_(AUTHENTICATED_ENCRYPTION_TAG, 0x4200FF, "Authenticated Encryption Tag")                     \
-    X_(SALT_LENGTH, 0x420100, "Salt Length")                                                       \
-    X_(MASK_GENERATOR, 0x420101, "Mask Generator")                                                 \
-    X_(MASK_GENERATOR_HASHING_ALGORITHM, 0x420102, "Mask Generator Hashing Algorithm")             \
-    X_(P_SOURCE, 0x420103, "P Source")                                                             \
-    X_(TRAILER_FIELD, 0x420104, "Trailer Field")                                                   \
-    X_(CLIENT_CORRELATION_VALUE, 0x420105, "Client Correlation Value")                             \
-    X_(SERVER_CORRELATION_VALUE, 0x420106, "Server Correlation Value")                             \
-    X_(DIGESTED_DATA, 0x420107, "Digested Data")                                                   \
-    X_(CERTIFICATE_SUBJECT_CN, 0x420108, "Certificate Subject CN")                                 \
-    X_(CERTIFICATE_SUBJECT_O, 0x420109, "Certificate Subject O")                                   \
-    X_(CERTIFICATE_SUBJECT_OU, 0x42010A, "Certificate Subject OU")                                 \
-    X_(CERTIFICATE_SUBJECT_EMAIL, 0x42010B, "Certificate Subject Email")                           \
-    X_(CERTIFICATE_SUBJECT_C, 0x42010C, "Certificate Subject C")                                   \
-    X_(CERTIFICATE_SUBJECT_ST, 0x42010D, "Certificate Subject ST")                                 \
-    X_(CERTIFICATE_SUBJECT_L, 0x42010E, "Certificate Subject L")                                   \
-    X_(CERTIFICATE_SUBJECT_UID, 0x42010F, "Certificate Subject UID")                               \
-    X_(CERTIFICATE_SUBJECT_SERIAL_NUMBER, 0x420110, "Certificate Subject Serial Number")           \
-    X_(CERTIFICATE_SUBJECT_TITLE, 0x420111, "Certificate Subject Title")                           \
-    X_(CERTIFICATE_SUBJECT_DC, 0x420112, "Certificate Subject DC")                                 \
-    X_(CERTIFICATE_SUBJECT_DN_QUALIFIER, 0x420113, "Certificate Subject DN Qualifier")             \
-    X_(CERTIFICATE_ISSUER_CN, 0x420114, "Certificate Issuer CN")                                   \
-    X_(CERTIFICATE_ISSUER_O, 0x420115, "Certificate Issuer O")                                     \
-    X_(CERTIFICATE_ISSUER_OU, 0x420116, "Certificate Issuer OU")                                   \
-    X_(CERTIFICATE_ISSUER_EMAIL, 0x420117, "Certificate Issuer Email")                             \
-    X_(CERTIFICATE_ISSUER_C, 0x420118, "Certificate Issuer C")                                     \
-    X_(CERTIFICATE_ISSUER_ST, 0x420119, "Certificate Issuer ST")                                   \
-    X_(CERTIFICATE_ISSUER_L, 0x42011A, "Certificate Issuer L")                                     \
-    X_(CERTIFICATE_ISSUER_UID, 0x42011B, "Certificate Issuer UID")                                 \
-    X_(CERTIFICATE_ISSUER_SERIAL_NUMBER, 0x42011C, "Certificate Issuer Serial Number")             \
-    X_(CERTIFICATE_ISSUER_TITLE, 0x42011D, "Certificate Issuer Title")                             \
-    X_(CERTIFICATE_ISSUER_DC, 0x42011E, "Certificate Issuer DC")                                   \
-    X_(CERTIFICATE_ISSUER_DN_QUALIFIER, 0x42011F, "Certificate Issuer DN Qualifier")               \
-    X_(SENSITIVE, 0x420120, "Sensitive")                                                           \
-    X_(ALWAYS_SENSITIVE, 0x420121, "Always Sensitive")                                             \
-    X_(EXTRACTABLE, 0x420122, "Extractable")                                                       \
-    X_(NEVER_EXTRACTABLE, 0x420123, "Never Extractable")                                           \
-    X_(REPLACE_EXISTING, 0x420124, "Replace Existing")                                             \
-    /* 2.x: the rest is not in 1.4 */                                                              \
-    X_(ATTRIBUTES, 0x420125, "Attributes")                                                         \
-    X_(COMMON_ATTRIBUTES, 0x420126, "Common Attributes")                                           \
-    X_(PRIVATE_KEY_ATTRIBUTES, 0x420127, "Private Key Attributes")                                 \
-    X_(PUBLIC_KEY_ATTRIBUTES, 0x420128, "Public Key Attributes")                                   \
-    X_(EXTENSION_ENUMERATION, 0x420129, "Extension Enumeration")                                   \
-    X_(EXTENSION_ATTRIBUTE, 0x42012A, "Extension Attribute")                                       \
-    X_(EXTENSION_PARENT_STRUCTURE_TAG, 0x42012B, "Extension Parent Structure Tag")                 \
-    X_(EXTENSION_DESCRIPTION, 0x42012C, "Extension Description")                                   \
-    X_(SERVER_NAME, 0x42012D, "Server Name")                                                       \
-    X_(SERVER_SERIAL_NUMBER, 0x42012E, "Server Serial Number")                                     \
-    X_(SERVER_VERSION, 0x42012F, "Server Version")                                                 \
-    X_(SERVER_LOAD, 0x420130, "Server Load")                                                       \
-    X_(PRODUCT_NAME, 0x420131, "Product Name")                                                     \
-    X_(BUILD_LEVEL, 0x420132, "Build Level")                                                       \
-    X_(BUILD_DATE, 0x420133, "Build Date")                                                         \
-    X_(CLUSTER_INFO, 0x420134, "Cluster Info")                                                     \
-    X_(ALTERNATE_FAILOVER_ENDPOINTS, 0x420135, "Alternate Failover Endpoints")                     \
-    X_(SHORT_UNIQUE_IDENTIFIER, 0x420136, "Short Unique Identifier")                               \
-    /* 0x420137: 2.1 writes "Reserved" (sic, no parentheses): no item, left out */                 \
-    X_(TAG, 0x420138, "Tag")                                                                       \
-    X_(CERTIFICATE_REQUEST_UNIQUE_IDENTIFIER, 0x420139, "Certificate Request Unique Identifier")   \
-    X_(NIST_KEY_TYPE, 0x42013A, "NIST Key Type")                                                   \
-    X_(ATTRIBUTE_REFERENCE, 0x42013B, "Attribute Reference")                                       \
-    X_(CURRENT_ATTRIBUTE, 0x42013C, "Current Attribute")                                           \
-    X_(NEW_ATTRIBUTE, 0x42013D, "New Attribute")                                                   \
-    /* 0x42013E: (Reserved) in 2.1 */                                                              \
-    /* 0x42013F: (Reserved) in 2.1 */                                                              \
-    X_(CERTIFICATE_REQUEST_VALUE, 0x420140, "Certificate Request Value")                           \
-    X_(LOG_MESSAGE, 0x420141, "Log Message")                                                       \
-    X_(PROFILE_VERSION, 0x420142, "Profile Version")                                               \
-    X_(PROFILE_VERSION_MAJOR, 0x420143, "Profile Version Major")                                   \
-    X_(PROFILE_VERSION_MINOR, 0x420144, "Profile Version Minor")                                   \
-    X_(PROTECTION_LEVEL, 0x420145, "Protection Level")                                             \
-    X_(PROTECTION_PERIOD, 0x420146, "Protection Period")                                           \
-    X_(QUANTUM_SAFE, 0x420147, "Quantum Safe")                                                     \
-    X_(QUANTUM_SAFE_CAPABILITY, 0x420148, "Quantum Safe Capability")                               \
-    X_(TICKET, 0x420149, "Ticket")                                                                 \
-    X_(TICKET_TYPE, 0x42014A, "Ticket Type")                                                       \
-    X_(TICKET_VALUE, 0x42014B, "Ticket Value")                                                     \
-    X_(REQUEST_COUNT, 0x42014C, "Request Count")                                                   \
-    X_(RIGHTS, 0x42014D, "Rights")                                                                 \
-    X_(OBJECTS, 0x42014E, "Objects")                                                               \
-    X_(OPERATIONS, 0x42014F, "Operations")                                                         \
-    X_(RIGHT, 0x420150, "Right")                                                                   \
-    X_(ENDPOINT_ROLE, 0x420151, "Endpoint Role")                                                   \
-    X_(DEFAULTS_INFORMATION, 0x420152, "Defaults Information")                                     \
-    X_(OBJECT_DEFAULTS, 0x420153, "Object Defaults")                                               \
-    X_(EPHEMERAL, 0x420154, "Ephemeral")                                                           \
-    X_(SERVER_HASHED_PASSWORD, 0x420155, "Server Hashed Password")                                 \
-    X_(ONE_TIME_PASSWORD, 0x420156, "One Time Password")                                           \
-    X_(HASHED_PASSWORD, 0x420157, "Hashed Password")                                               \
-    X_(ADJUSTMENT_TYPE, 0x420158, "Adjustment Type")                                               \
-    X_(PKCS_11_INTERFACE, 0x420159, "PKCS#11 Interface")                                           \
-    X_(PKCS_11_FUNCTION, 0x42015A, "PKCS#11 Function")                                             \
-    X_(PKCS_11_INPUT_PARAMETERS, 0x42015B, "PKCS#11 Input Parameters")                             \
-    X_(PKCS_11_OUTPUT_PARAMETERS, 0x42015C, "PKCS#11 Output Parameters")                           \
-    X_(PKCS_11_RETURN_CODE, 0x42015D, "PKCS#11 Return Code")                                       \
-    X_(PROTECTION_STORAGE_MASK, 0x42015E, "Protection Storage Mask")                               \
-    X_(PROTECTION_STORAGE_MASKS, 0x42015F, "Protection Storage Masks")                             \
-    X_(INTEROP_FUNCTION, 0x420160, "Interop Function")                                             \
-    X_(INTEROP_IDENTIFIER, 0x420161, "Interop Identifier")                                         \
-    X_(ADJUSTMENT_VALUE, 0x420162, "Adjustment Value")                                             \
-    X_(COMMON_PROTECTION_STORAGE_MASKS, 0x420163, "Common Protection Storage Masks")               \
-    X_(PRIVATE_PROTECTION_STORAGE_MASKS, 0x420164, "Private Protection Storage Masks")             \
-    X_(PUBLIC_PROTECTION_STORAGE_MASKS, 0x420165, "Public Protection Storage Masks")               \
-    X_(OBJECT_GROUPS, 0x420166, "Object Groups")                                                   \
-    X_(OBJECT_TYPES, 0x420167, "Object Types")                                                     \
-    X_(CONSTRAINTS, 0x420168, "Constraints")                                                       \
-    X_(CONSTRAINT, 0x420169, "Constraint")                                                         \
-    X_(ROTATE_INTERVAL, 0x42016A, "Rotate Interval")                                               \
-    X_(ROTATE_AUTOMATIC, 0x42016B, "Rotate Automatic")                                             \
-    X_(ROTATE_OFFSET, 0x42016C, "Rotate Offset")                                                   \
-    X_(ROTATE_DATE, 0x42016D, "Rotate Date")                                                       \
-    X_(ROTATE_GENERATION, 0x42016E, "Rotate Generation")                                           \
-    X_(ROTATE_NAME, 0x42016F, "Rotate Name")                                                       \
-    X_(ROTATE_NAME_VALUE, 0x420170, "Rotate Name Value")                                           \
-    X_(ROTATE_NAME_TYPE, 0x420171, "Rotate Name Type")                                             \
-    X_(ROTATE_LATEST, 0x420172, "Rotate Latest")                                                   \
-    X_(ASYNCHRONOUS_REQUEST, 0x420173, "Asynchronous Request")                                     \
-    X_(SUBMISSION_DATE, 0x420174, "Submission Date")                                               \
-    X_(PROCESSING_STAGE, 0x420175, "Processing Stage")                                             \
+#define KMIP_TAGS(X_)                                                                             \
+    X_(ACTIVATION_DATE, 0x420001, "Activation Date")                                              \
+    X_(APPLICATION_DATA, 0x420002, "Application Data")                                            \
+    X_(APPLICATION_NAMESPACE, 0x420003, "Application Namespace")                                  \
+    X_(APPLICATION_SPECIFIC_INFORMATION, 0x420004, "Application Specific Information")            \
+    X_(ARCHIVE_DATE, 0x420005, "Archive Date")                                                    \
+    X_(ASYNCHRONOUS_CORRELATION_VALUE, 0x420006, "Asynchronous Correlation Value")                \
+    X_(ASYNCHRONOUS_INDICATOR, 0x420007, "Asynchronous Indicator")                                \
+    X_(ATTRIBUTE, 0x420008, "Attribute")                                                          \
+    X_(ATTRIBUTE_INDEX, 0x420009, "Attribute Index") /* 1.x only */                               \
+    X_(ATTRIBUTE_NAME, 0x42000A, "Attribute Name")                                                \
+    X_(ATTRIBUTE_VALUE, 0x42000B, "Attribute Value")                                              \
+    X_(AUTHENTICATION, 0x42000C, "Authentication")                                                \
+    X_(BATCH_COUNT, 0x42000D, "Batch Count")                                                      \
+    X_(BATCH_ERROR_CONTINUATION_OPTION, 0x42000E, "Batch Error Continuation Option")              \
+    X_(BATCH_ITEM, 0x42000F, "Batch Item")                                                        \
+    X_(BATCH_ORDER_OPTION, 0x420010, "Batch Order Option")                                        \
+    X_(BLOCK_CIPHER_MODE, 0x420011, "Block Cipher Mode")                                          \
+    X_(CANCELLATION_RESULT, 0x420012, "Cancellation Result")                                      \
+    X_(CERTIFICATE, 0x420013, "Certificate")                                                      \
+    X_(CERTIFICATE_IDENTIFIER, 0x420014, "Certificate Identifier") /* 1.x only, deprecated */     \
+    X_(CERTIFICATE_ISSUER, 0x420015, "Certificate Issuer")         /* 1.x only, deprecated */     \
+    X_(CERTIFICATE_ISSUER_ALTERNATIVE_NAME, 0x420016,                                             \
+       "Certificate Issuer Alternative Name") /* 1.x only, deprecated */                          \
+    X_(CERTIFICATE_ISSUER_DISTINGUISHED_NAME, 0x420017,                                           \
+       "Certificate Issuer Distinguished Name") /* 1.x only, deprecated */                        \
+    X_(CERTIFICATE_REQUEST, 0x420018, "Certificate Request")                                      \
+    X_(CERTIFICATE_REQUEST_TYPE, 0x420019, "Certificate Request Type")                            \
+    X_(CERTIFICATE_SUBJECT, 0x42001A, "Certificate Subject") /* 1.x only, deprecated */           \
+    X_(CERTIFICATE_SUBJECT_ALTERNATIVE_NAME, 0x42001B,                                            \
+       "Certificate Subject Alternative Name") /* 1.x only, deprecated */                         \
+    X_(CERTIFICATE_SUBJECT_DISTINGUISHED_NAME, 0x42001C,                                          \
+       "Certificate Subject Distinguished Name") /* 1.x only, deprecated */                       \
+    X_(CERTIFICATE_TYPE, 0x42001D, "Certificate Type")                                            \
+    X_(CERTIFICATE_VALUE, 0x42001E, "Certificate Value")                                          \
+    X_(COMMON_TEMPLATE_ATTRIBUTE, 0x42001F, "Common Template-Attribute") /* 1.x only */           \
+    X_(COMPROMISE_DATE, 0x420020, "Compromise Date")                                              \
+    X_(COMPROMISE_OCCURRENCE_DATE, 0x420021, "Compromise Occurrence Date")                        \
+    X_(CONTACT_INFORMATION, 0x420022, "Contact Information")                                      \
+    X_(CREDENTIAL, 0x420023, "Credential")                                                        \
+    X_(CREDENTIAL_TYPE, 0x420024, "Credential Type")                                              \
+    X_(CREDENTIAL_VALUE, 0x420025, "Credential Value")                                            \
+    X_(CRITICALITY_INDICATOR, 0x420026, "Criticality Indicator")                                  \
+    X_(CRT_COEFFICIENT, 0x420027, "CRT Coefficient")                                              \
+    X_(CRYPTOGRAPHIC_ALGORITHM, 0x420028, "Cryptographic Algorithm")                              \
+    X_(CRYPTOGRAPHIC_DOMAIN_PARAMETERS, 0x420029, "Cryptographic Domain Parameters")              \
+    X_(CRYPTOGRAPHIC_LENGTH, 0x42002A, "Cryptographic Length")                                    \
+    X_(CRYPTOGRAPHIC_PARAMETERS, 0x42002B, "Cryptographic Parameters")                            \
+    X_(CRYPTOGRAPHIC_USAGE_MASK, 0x42002C, "Cryptographic Usage Mask")                            \
+    X_(CUSTOM_ATTRIBUTE, 0x42002D, "Custom Attribute") /* 1.x only */                             \
+    X_(D, 0x42002E, "D")                                                                          \
+    X_(DEACTIVATION_DATE, 0x42002F, "Deactivation Date")                                          \
+    X_(DERIVATION_DATA, 0x420030, "Derivation Data")                                              \
+    X_(DERIVATION_METHOD, 0x420031, "Derivation Method")                                          \
+    X_(DERIVATION_PARAMETERS, 0x420032, "Derivation Parameters")                                  \
+    X_(DESTROY_DATE, 0x420033, "Destroy Date")                                                    \
+    X_(DIGEST, 0x420034, "Digest")                                                                \
+    X_(DIGEST_VALUE, 0x420035, "Digest Value")                                                    \
+    X_(ENCRYPTION_KEY_INFORMATION, 0x420036, "Encryption Key Information")                        \
+    X_(G, 0x420037, "G")                                                                          \
+    X_(HASHING_ALGORITHM, 0x420038, "Hashing Algorithm")                                          \
+    X_(INITIAL_DATE, 0x420039, "Initial Date")                                                    \
+    X_(INITIALIZATION_VECTOR, 0x42003A, "Initialization Vector")                                  \
+    X_(ISSUER, 0x42003B, "Issuer") /* 1.x only, deprecated */                                     \
+    X_(ITERATION_COUNT, 0x42003C, "Iteration Count")                                              \
+    X_(IV_COUNTER_NONCE, 0x42003D, "IV/Counter/Nonce")                                            \
+    X_(J, 0x42003E, "J")                                                                          \
+    X_(KEY, 0x42003F, "Key")                                                                      \
+    X_(KEY_BLOCK, 0x420040, "Key Block")                                                          \
+    X_(KEY_COMPRESSION_TYPE, 0x420041, "Key Compression Type")                                    \
+    X_(KEY_FORMAT_TYPE, 0x420042, "Key Format Type")                                              \
+    X_(KEY_MATERIAL, 0x420043, "Key Material")                                                    \
+    X_(KEY_PART_IDENTIFIER, 0x420044, "Key Part Identifier")                                      \
+    X_(KEY_VALUE, 0x420045, "Key Value")                                                          \
+    X_(KEY_WRAPPING_DATA, 0x420046, "Key Wrapping Data")                                          \
+    X_(KEY_WRAPPING_SPECIFICATION, 0x420047, "Key Wrapping Specification")                        \
+    X_(LAST_CHANGE_DATE, 0x420048, "Last Change Date")                                            \
+    X_(LEASE_TIME, 0x420049, "Lease Time")                                                        \
+    X_(LINK, 0x42004A, "Link")                                                                    \
+    X_(LINK_TYPE, 0x42004B, "Link Type")                                                          \
+    X_(LINKED_OBJECT_IDENTIFIER, 0x42004C, "Linked Object Identifier")                            \
+    X_(MAC_SIGNATURE, 0x42004D, "MAC/Signature")                                                  \
+    X_(MAC_SIGNATURE_KEY_INFORMATION, 0x42004E, "MAC/Signature Key Information")                  \
+    X_(MAXIMUM_ITEMS, 0x42004F, "Maximum Items")                                                  \
+    X_(MAXIMUM_RESPONSE_SIZE, 0x420050, "Maximum Response Size")                                  \
+    X_(MESSAGE_EXTENSION, 0x420051, "Message Extension")                                          \
+    X_(MODULUS, 0x420052, "Modulus")                                                              \
+    X_(NAME, 0x420053, "Name")                                                                    \
+    X_(NAME_TYPE, 0x420054, "Name Type")                                                          \
+    X_(NAME_VALUE, 0x420055, "Name Value")                                                        \
+    X_(OBJECT_GROUP, 0x420056, "Object Group")                                                    \
+    X_(OBJECT_TYPE, 0x420057, "Object Type")                                                      \
+    X_(OFFSET, 0x420058, "Offset")                                                                \
+    X_(OPAQUE_DATA_TYPE, 0x420059, "Opaque Data Type")                                            \
+    X_(OPAQUE_DATA_VALUE, 0x42005A, "Opaque Data Value")                                          \
+    X_(OPAQUE_OBJECT, 0x42005B, "Opaque Object")                                                  \
+    X_(OPERATION, 0x42005C, "Operation")                                                          \
+    X_(OPERATION_POLICY_NAME, 0x42005D, "Operation Policy Name") /* 1.x only, deprecated */       \
+    X_(P, 0x42005E, "P")                                                                          \
+    X_(PADDING_METHOD, 0x42005F, "Padding Method")                                                \
+    X_(PRIME_EXPONENT_P, 0x420060, "Prime Exponent P")                                            \
+    X_(PRIME_EXPONENT_Q, 0x420061, "Prime Exponent Q")                                            \
+    X_(PRIME_FIELD_SIZE, 0x420062, "Prime Field Size")                                            \
+    X_(PRIVATE_EXPONENT, 0x420063, "Private Exponent")                                            \
+    X_(PRIVATE_KEY, 0x420064, "Private Key")                                                      \
+    X_(PRIVATE_KEY_TEMPLATE_ATTRIBUTE, 0x420065, "Private Key Template-Attribute") /* 1.x only */ \
+    X_(PRIVATE_KEY_UNIQUE_IDENTIFIER, 0x420066, "Private Key Unique Identifier")                  \
+    X_(PROCESS_START_DATE, 0x420067, "Process Start Date")                                        \
+    X_(PROTECT_STOP_DATE, 0x420068, "Protect Stop Date")                                          \
+    X_(PROTOCOL_VERSION, 0x420069, "Protocol Version")                                            \
+    X_(PROTOCOL_VERSION_MAJOR, 0x42006A, "Protocol Version Major")                                \
+    X_(PROTOCOL_VERSION_MINOR, 0x42006B, "Protocol Version Minor")                                \
+    X_(PUBLIC_EXPONENT, 0x42006C, "Public Exponent")                                              \
+    X_(PUBLIC_KEY, 0x42006D, "Public Key")                                                        \
+    X_(PUBLIC_KEY_TEMPLATE_ATTRIBUTE, 0x42006E, "Public Key Template-Attribute") /* 1.x only */   \
+    X_(PUBLIC_KEY_UNIQUE_IDENTIFIER, 0x42006F, "Public Key Unique Identifier")                    \
+    X_(PUT_FUNCTION, 0x420070, "Put Function")                                                    \
+    X_(Q, 0x420071, "Q")                                                                          \
+    X_(Q_STRING, 0x420072, "Q String")                                                            \
+    X_(QLENGTH, 0x420073, "Qlength")                                                              \
+    X_(QUERY_FUNCTION, 0x420074, "Query Function")                                                \
+    X_(RECOMMENDED_CURVE, 0x420075, "Recommended Curve")                                          \
+    X_(REPLACED_UNIQUE_IDENTIFIER, 0x420076, "Replaced Unique Identifier")                        \
+    X_(REQUEST_HEADER, 0x420077, "Request Header")                                                \
+    X_(REQUEST_MESSAGE, 0x420078, "Request Message")                                              \
+    X_(REQUEST_PAYLOAD, 0x420079, "Request Payload")                                              \
+    X_(RESPONSE_HEADER, 0x42007A, "Response Header")                                              \
+    X_(RESPONSE_MESSAGE, 0x42007B, "Response Message")                                            \
+    X_(RESPONSE_PAYLOAD, 0x42007C, "Response Payload")                                            \
+    X_(RESULT_MESSAGE, 0x42007D, "Result Message")                                                \
+    X_(RESULT_REASON, 0x42007E, "Result Reason")                                                  \
+    X_(RESULT_STATUS, 0x42007F, "Result Status")                                                  \
+    X_(REVOCATION_MESSAGE, 0x420080, "Revocation Message")                                        \
+    X_(REVOCATION_REASON, 0x420081, "Revocation Reason")                                          \
+    X_(REVOCATION_REASON_CODE, 0x420082, "Revocation Reason Code")                                \
+    X_(KEY_ROLE_TYPE, 0x420083, "Key Role Type")                                                  \
+    X_(SALT, 0x420084, "Salt")                                                                    \
+    X_(SECRET_DATA, 0x420085, "Secret Data")                                                      \
+    X_(SECRET_DATA_TYPE, 0x420086, "Secret Data Type")                                            \
+    X_(SERIAL_NUMBER, 0x420087, "Serial Number") /* 1.x only, deprecated */                       \
+    X_(SERVER_INFORMATION, 0x420088, "Server Information")                                        \
+    X_(SPLIT_KEY, 0x420089, "Split Key")                                                          \
+    X_(SPLIT_KEY_METHOD, 0x42008A, "Split Key Method")                                            \
+    X_(SPLIT_KEY_PARTS, 0x42008B, "Split Key Parts")                                              \
+    X_(SPLIT_KEY_THRESHOLD, 0x42008C, "Split Key Threshold")                                      \
+    X_(STATE, 0x42008D, "State")                                                                  \
+    X_(STORAGE_STATUS_MASK, 0x42008E, "Storage Status Mask")                                      \
+    X_(SYMMETRIC_KEY, 0x42008F, "Symmetric Key")                                                  \
+    X_(TEMPLATE, 0x420090, "Template")                     /* 1.x only */                         \
+    X_(TEMPLATE_ATTRIBUTE, 0x420091, "Template-Attribute") /* 1.x only */                         \
+    X_(TIME_STAMP, 0x420092, "Time Stamp")                                                        \
+    X_(UNIQUE_BATCH_ITEM_ID, 0x420093, "Unique Batch Item ID")                                    \
+    X_(UNIQUE_IDENTIFIER, 0x420094, "Unique Identifier")                                          \
+    X_(USAGE_LIMITS, 0x420095, "Usage Limits")                                                    \
+    X_(USAGE_LIMITS_COUNT, 0x420096, "Usage Limits Count")                                        \
+    X_(USAGE_LIMITS_TOTAL, 0x420097, "Usage Limits Total")                                        \
+    X_(USAGE_LIMITS_UNIT, 0x420098, "Usage Limits Unit")                                          \
+    X_(USERNAME, 0x420099, "Username")                                                            \
+    X_(VALIDITY_DATE, 0x42009A, "Validity Date")                                                  \
+    X_(VALIDITY_INDICATOR, 0x42009B, "Validity Indicator")                                        \
+    X_(VENDOR_EXTENSION, 0x42009C, "Vendor Extension")                                            \
+    X_(VENDOR_IDENTIFICATION, 0x42009D, "Vendor Identification")                                  \
+    X_(WRAPPING_METHOD, 0x42009E, "Wrapping Method")                                              \
+    X_(X, 0x42009F, "X")                                                                          \
+    X_(Y, 0x4200A0, "Y")                                                                          \
+    X_(PASSWORD, 0x4200A1, "Password")                                                            \
+    X_(DEVICE_IDENTIFIER, 0x4200A2, "Device Identifier")                                          \
+    X_(ENCODING_OPTION, 0x4200A3, "Encoding Option")                                              \
+    X_(EXTENSION_INFORMATION, 0x4200A4, "Extension Information")                                  \
+    X_(EXTENSION_NAME, 0x4200A5, "Extension Name")                                                \
+    X_(EXTENSION_TAG, 0x4200A6, "Extension Tag")                                                  \
+    X_(EXTENSION_TYPE, 0x4200A7, "Extension Type")                                                \
+    X_(FRESH, 0x4200A8, "Fresh")                                                                  \
+    X_(MACHINE_IDENTIFIER, 0x4200A9, "Machine Identifier")                                        \
+    X_(MEDIA_IDENTIFIER, 0x4200AA, "Media Identifier")                                            \
+    X_(NETWORK_IDENTIFIER, 0x4200AB, "Network Identifier")                                        \
+    X_(OBJECT_GROUP_MEMBER, 0x4200AC, "Object Group Member")                                      \
+    X_(CERTIFICATE_LENGTH, 0x4200AD, "Certificate Length")                                        \
+    X_(DIGITAL_SIGNATURE_ALGORITHM, 0x4200AE, "Digital Signature Algorithm")                      \
+    X_(CERTIFICATE_SERIAL_NUMBER, 0x4200AF, "Certificate Serial Number")                          \
+    X_(DEVICE_SERIAL_NUMBER, 0x4200B0, "Device Serial Number")                                    \
+    X_(ISSUER_ALTERNATIVE_NAME, 0x4200B1, "Issuer Alternative Name")                              \
+    X_(ISSUER_DISTINGUISHED_NAME, 0x4200B2, "Issuer Distinguished Name")                          \
+    X_(SUBJECT_ALTERNATIVE_NAME, 0x4200B3, "Subject Alternative Name")                            \
+    X_(SUBJECT_DISTINGUISHED_NAME, 0x4200B4, "Subject Distinguished Name")                        \
+    X_(X_509_CERTIFICATE_IDENTIFIER, 0x4200B5, "X.509 Certificate Identifier")                    \
+    X_(X_509_CERTIFICATE_ISSUER, 0x4200B6, "X.509 Certificate Issuer")                            \
+    X_(X_509_CERTIFICATE_SUBJECT, 0x4200B7, "X.509 Certificate Subject")                          \
+    X_(KEY_VALUE_LOCATION, 0x4200B8, "Key Value Location")                                        \
+    X_(KEY_VALUE_LOCATION_VALUE, 0x4200B9, "Key Value Location Value")                            \
+    X_(KEY_VALUE_LOCATION_TYPE, 0x4200BA, "Key Value Location Type")                              \
+    X_(KEY_VALUE_PRESENT, 0x4200BB, "Key Value Present")                                          \
+    X_(ORIGINAL_CREATION_DATE, 0x4200BC, "Original Creation Date")                                \
+    X_(PGP_KEY, 0x4200BD, "PGP Key")                                                              \
+    X_(PGP_KEY_VERSION, 0x4200BE, "PGP Key Version")                                              \
+    X_(ALTERNATIVE_NAME, 0x4200BF, "Alternative Name")                                            \
+    X_(ALTERNATIVE_NAME_VALUE, 0x4200C0, "Alternative Name Value")                                \
+    X_(ALTERNATIVE_NAME_TYPE, 0x4200C1, "Alternative Name Type")                                  \
+    X_(DATA, 0x4200C2, "Data")                                                                    \
+    X_(SIGNATURE_DATA, 0x4200C3, "Signature Data")                                                \
+    X_(DATA_LENGTH, 0x4200C4, "Data Length")                                                      \
+    X_(RANDOM_IV, 0x4200C5, "Random IV")                                                          \
+    X_(MAC_DATA, 0x4200C6, "MAC Data")                                                            \
+    X_(ATTESTATION_TYPE, 0x4200C7, "Attestation Type")                                            \
+    X_(NONCE, 0x4200C8, "Nonce")                                                                  \
+    X_(NONCE_ID, 0x4200C9, "Nonce ID")                                                            \
+    X_(NONCE_VALUE, 0x4200CA, "Nonce Value")                                                      \
+    X_(ATTESTATION_MEASUREMENT, 0x4200CB, "Attestation Measurement")                              \
+    X_(ATTESTATION_ASSERTION, 0x4200CC, "Attestation Assertion")                                  \
+    X_(IV_LENGTH, 0x4200CD, "IV Length")                                                          \
+    X_(TAG_LENGTH, 0x4200CE, "Tag Length")                                                        \
+    X_(FIXED_FIELD_LENGTH, 0x4200CF, "Fixed Field Length")                                        \
+    X_(COUNTER_LENGTH, 0x4200D0, "Counter Length")                                                \
+    X_(INITIAL_COUNTER_VALUE, 0x4200D1, "Initial Counter Value")                                  \
+    X_(INVOCATION_FIELD_LENGTH, 0x4200D2, "Invocation Field Length")                              \
+    X_(ATTESTATION_CAPABLE_INDICATOR, 0x4200D3, "Attestation Capable Indicator")                  \
+    X_(OFFSET_ITEMS, 0x4200D4, "Offset Items")                                                    \
+    X_(LOCATED_ITEMS, 0x4200D5, "Located Items")                                                  \
+    X_(CORRELATION_VALUE, 0x4200D6, "Correlation Value")                                          \
+    X_(INIT_INDICATOR, 0x4200D7, "Init Indicator")                                                \
+    X_(FINAL_INDICATOR, 0x4200D8, "Final Indicator")                                              \
+    X_(RNG_PARAMETERS, 0x4200D9, "RNG Parameters")                                                \
+    X_(RNG_ALGORITHM, 0x4200DA, "RNG Algorithm")                                                  \
+    X_(DRBG_ALGORITHM, 0x4200DB, "DRBG Algorithm")                                                \
+    X_(FIPS186_VARIATION, 0x4200DC, "FIPS186 Variation")                                          \
+    X_(PREDICTION_RESISTANCE, 0x4200DD, "Prediction Resistance")                                  \
+    X_(RANDOM_NUMBER_GENERATOR, 0x4200DE, "Random Number Generator")                              \
+    X_(VALIDATION_INFORMATION, 0x4200DF, "Validation Information")                                \
+    X_(VALIDATION_AUTHORITY_TYPE, 0x4200E0, "Validation Authority Type")                          \
+    X_(VALIDATION_AUTHORITY_COUNTRY, 0x4200E1, "Validation Authority Country")                    \
+    X_(VALIDATION_AUTHORITY_URI, 0x4200E2, "Validation Authority URI")                            \
+    X_(VALIDATION_VERSION_MAJOR, 0x4200E3, "Validation Version Major")                            \
+    X_(VALIDATION_VERSION_MINOR, 0x4200E4, "Validation Version Minor")                            \
+    X_(VALIDATION_TYPE, 0x4200E5, "Validation Type")                                              \
+    X_(VALIDATION_LEVEL, 0x4200E6, "Validation Level")                                            \
+    X_(VALIDATION_CERTIFICATE_IDENTIFIER, 0x4200E7, "Validation Certificate Identifier")          \
+    X_(VALIDATION_CERTIFICATE_URI, 0x4200E8, "Validation Certificate URI")                        \
+    X_(VALIDATION_VENDOR_URI, 0x4200E9, "Validation Vendor URI")                                  \
+    X_(VALIDATION_PROFILE, 0x4200EA, "Validation Profile")                                        \
+    X_(PROFILE_INFORMATION, 0x4200EB, "Profile Information")                                      \
+    X_(PROFILE_NAME, 0x4200EC, "Profile Name")                                                    \
+    X_(SERVER_URI, 0x4200ED, "Server URI")                                                        \
+    X_(SERVER_PORT, 0x4200EE, "Server Port")                                                      \
+    X_(STREAMING_CAPABILITY, 0x4200EF, "Streaming Capability")                                    \
+    X_(ASYNCHRONOUS_CAPABILITY, 0x4200F0, "Asynchronous Capability")                              \
+    X_(ATTESTATION_CAPABILITY, 0x4200F1, "Attestation Capability")                                \
+    X_(UNWRAP_MODE, 0x4200F2, "Unwrap Mode")                                                      \
+    X_(DESTROY_ACTION, 0x4200F3, "Destroy Action")                                                \
+    X_(SHREDDING_ALGORITHM, 0x4200F4, "Shredding Algorithm")                                      \
+    X_(RNG_MODE, 0x4200F5, "RNG Mode")                                                            \
+    X_(CLIENT_REGISTRATION_METHOD, 0x4200F6, "Client Registration Method")                        \
+    X_(CAPABILITY_INFORMATION, 0x4200F7, "Capability Information")                                \
+    X_(KEY_WRAP_TYPE, 0x4200F8, "Key Wrap Type")                                                  \
+    X_(BATCH_UNDO_CAPABILITY, 0x4200F9, "Batch Undo Capability")                                  \
+    X_(BATCH_CONTINUE_CAPABILITY, 0x4200FA, "Batch Continue Capability")                          \
+    X_(PKCS_12_FRIENDLY_NAME, 0x4200FB, "PKCS#12 Friendly Name")                                  \
+    X_(DESCRIPTION, 0x4200FC, "Description")                                                      \
+    X_(COMMENT, 0x4200FD, "Comment")                                                              \
+    X_(AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA, 0x4200FE,                                        \
+       "Authenticated Encryption Additional Data")                                                \
+    X_(AUTHENTICATED_ENCRYPTION_TAG, 0x4200FF, "Authenticated Encryption Tag")                    \
+    X_(SALT_LENGTH, 0x420100, "Salt Length")                                                      \
+    X_(MASK_GENERATOR, 0x420101, "Mask Generator")                                                \
+    X_(MASK_GENERATOR_HASHING_ALGORITHM, 0x420102, "Mask Generator Hashing Algorithm")            \
+    X_(P_SOURCE, 0x420103, "P Source")                                                            \
+    X_(TRAILER_FIELD, 0x420104, "Trailer Field")                                                  \
+    X_(CLIENT_CORRELATION_VALUE, 0x420105, "Client Correlation Value")                            \
+    X_(SERVER_CORRELATION_VALUE, 0x420106, "Server Correlation Value")                            \
+    X_(DIGESTED_DATA, 0x420107, "Digested Data")                                                  \
+    X_(CERTIFICATE_SUBJECT_CN, 0x420108, "Certificate Subject CN")                                \
+    X_(CERTIFICATE_SUBJECT_O, 0x420109, "Certificate Subject O")                                  \
+    X_(CERTIFICATE_SUBJECT_OU, 0x42010A, "Certificate Subject OU")                                \
+    X_(CERTIFICATE_SUBJECT_EMAIL, 0x42010B, "Certificate Subject Email")                          \
+    X_(CERTIFICATE_SUBJECT_C, 0x42010C, "Certificate Subject C")                                  \
+    X_(CERTIFICATE_SUBJECT_ST, 0x42010D, "Certificate Subject ST")                                \
+    X_(CERTIFICATE_SUBJECT_L, 0x42010E, "Certificate Subject L")                                  \
+    X_(CERTIFICATE_SUBJECT_UID, 0x42010F, "Certificate Subject UID")                              \
+    X_(CERTIFICATE_SUBJECT_SERIAL_NUMBER, 0x420110, "Certificate Subject Serial Number")          \
+    X_(CERTIFICATE_SUBJECT_TITLE, 0x420111, "Certificate Subject Title")                          \
+    X_(CERTIFICATE_SUBJECT_DC, 0x420112, "Certificate Subject DC")                                \
+    X_(CERTIFICATE_SUBJECT_DN_QUALIFIER, 0x420113, "Certificate Subject DN Qualifier")            \
+    X_(CERTIFICATE_ISSUER_CN, 0x420114, "Certificate Issuer CN")                                  \
+    X_(CERTIFICATE_ISSUER_O, 0x420115, "Certificate Issuer O")                                    \
+    X_(CERTIFICATE_ISSUER_OU, 0x420116, "Certificate Issuer OU")                                  \
+    X_(CERTIFICATE_ISSUER_EMAIL, 0x420117, "Certificate Issuer Email")                            \
+    X_(CERTIFICATE_ISSUER_C, 0x420118, "Certificate Issuer C")                                    \
+    X_(CERTIFICATE_ISSUER_ST, 0x420119, "Certificate Issuer ST")                                  \
+    X_(CERTIFICATE_ISSUER_L, 0x42011A, "Certificate Issuer L")                                    \
+    X_(CERTIFICATE_ISSUER_UID, 0x42011B, "Certificate Issuer UID")                                \
+    X_(CERTIFICATE_ISSUER_SERIAL_NUMBER, 0x42011C, "Certificate Issuer Serial Number")            \
+    X_(CERTIFICATE_ISSUER_TITLE, 0x42011D, "Certificate Issuer Title")                            \
+    X_(CERTIFICATE_ISSUER_DC, 0x42011E, "Certificate Issuer DC")                                  \
+    X_(CERTIFICATE_ISSUER_DN_QUALIFIER, 0x42011F, "Certificate Issuer DN Qualifier")              \
+    X_(SENSITIVE, 0x420120, "Sensitive")                                                          \
+    X_(ALWAYS_SENSITIVE, 0x420121, "Always Sensitive")                                            \
+    X_(EXTRACTABLE, 0x420122, "Extractable")                                                      \
+    X_(NEVER_EXTRACTABLE, 0x420123, "Never Extractable")                                          \
+    X_(REPLACE_EXISTING, 0x420124, "Replace Existing")                                            \
+    /* 2.x: the rest is not in 1.4 */                                                             \
+    X_(ATTRIBUTES, 0x420125, "Attributes")                                                        \
+    X_(COMMON_ATTRIBUTES, 0x420126, "Common Attributes")                                          \
+    X_(PRIVATE_KEY_ATTRIBUTES, 0x420127, "Private Key Attributes")                                \
+    X_(PUBLIC_KEY_ATTRIBUTES, 0x420128, "Public Key Attributes")                                  \
+    X_(EXTENSION_ENUMERATION, 0x420129, "Extension Enumeration")                                  \
+    X_(EXTENSION_ATTRIBUTE, 0x42012A, "Extension Attribute")                                      \
+    X_(EXTENSION_PARENT_STRUCTURE_TAG, 0x42012B, "Extension Parent Structure Tag")                \
+    X_(EXTENSION_DESCRIPTION, 0x42012C, "Extension Description")                                  \
+    X_(SERVER_NAME, 0x42012D, "Server Name")                                                      \
+    X_(SERVER_SERIAL_NUMBER, 0x42012E, "Server Serial Number")                                    \
+    X_(SERVER_VERSION, 0x42012F, "Server Version")                                                \
+    X_(SERVER_LOAD, 0x420130, "Server Load")                                                      \
+    X_(PRODUCT_NAME, 0x420131, "Product Name")                                                    \
+    X_(BUILD_LEVEL, 0x420132, "Build Level")                                                      \
+    X_(BUILD_DATE, 0x420133, "Build Date")                                                        \
+    X_(CLUSTER_INFO, 0x420134, "Cluster Info")                                                    \
+    X_(ALTERNATE_FAILOVER_ENDPOINTS, 0x420135, "Alternate Failover Endpoints")                    \
+    X_(SHORT_UNIQUE_IDENTIFIER, 0x420136, "Short Unique Identifier")                              \
+    /* 0x420137: 2.1 writes "Reserved" (sic, no parentheses): no item, left out */                \
+    X_(TAG, 0x420138, "Tag")                                                                      \
+    X_(CERTIFICATE_REQUEST_UNIQUE_IDENTIFIER, 0x420139, "Certificate Request Unique Identifier")  \
+    X_(NIST_KEY_TYPE, 0x42013A, "NIST Key Type")                                                  \
+    X_(ATTRIBUTE_REFERENCE, 0x42013B, "Attribute Reference")                                      \
+    X_(CURRENT_ATTRIBUTE, 0x42013C, "Current Attribute")                                          \
+    X_(NEW_ATTRIBUTE, 0x42013D, "New Attribute")                                                  \
+    /* 0x42013E: (Reserved) in 2.1 */                                                             \
+    /* 0x42013F: (Reserved) in 2.1 */                                                             \
+    X_(CERTIFICATE_REQUEST_VALUE, 0x420140, "Certificate Request Value")                          \
+    X_(LOG_MESSAGE, 0x420141, "Log Message")                                                      \
+    X_(PROFILE_VERSION, 0x420142, "Profile Version")                                              \
+    X_(PROFILE_VERSION_MAJOR, 0x420143, "Profile Version Major")                                  \
+    X_(PROFILE_VERSION_MINOR, 0x420144, "Profile Version Minor")                                  \
+    X_(PROTECTION_LEVEL, 0x420145, "Protection Level")                                            \
+    X_(PROTECTION_PERIOD, 0x420146, "Protection Period")                                          \
+    X_(QUANTUM_SAFE, 0x420147, "Quantum Safe")                                                    \
+    X_(QUANTUM_SAFE_CAPABILITY, 0x420148, "Quantum Safe Capability")                              \
+    X_(TICKET, 0x420149, "Ticket")                                                                \
+    X_(TICKET_TYPE, 0x42014A, "Ticket Type")                                                      \
+    X_(TICKET_VALUE, 0x42014B, "Ticket Value")                                                    \
+    X_(REQUEST_COUNT, 0x42014C, "Request Count")                                                  \
+    X_(RIGHTS, 0x42014D, "Rights")                                                                \
+    X_(OBJECTS, 0x42014E, "Objects")                                                              \
+    X_(OPERATIONS, 0x42014F, "Operations")                                                        \
+    X_(RIGHT, 0x420150, "Right")                                                                  \
+    X_(ENDPOINT_ROLE, 0x420151, "Endpoint Role")                                                  \
+    X_(DEFAULTS_INFORMATION, 0x420152, "Defaults Information")                                    \
+    X_(OBJECT_DEFAULTS, 0x420153, "Object Defaults")                                              \
+    X_(EPHEMERAL, 0x420154, "Ephemeral")                                                          \
+    X_(SERVER_HASHED_PASSWORD, 0x420155, "Server Hashed Password")                                \
+    X_(ONE_TIME_PASSWORD, 0x420156, "One Time Password")                                          \
+    X_(HASHED_PASSWORD, 0x420157, "Hashed Password")                                              \
+    X_(ADJUSTMENT_TYPE, 0x420158, "Adjustment Type")                                              \
+    X_(PKCS_11_INTERFACE, 0x420159, "PKCS#11 Interface")                                          \
+    X_(PKCS_11_FUNCTION, 0x42015A, "PKCS#11 Function")                                            \
+    X_(PKCS_11_INPUT_PARAMETERS, 0x42015B, "PKCS#11 Input Parameters")                            \
+    X_(PKCS_11_OUTPUT_PARAMETERS, 0x42015C, "PKCS#11 Output Parameters")                          \
+    X_(PKCS_11_RETURN_CODE, 0x42015D, "PKCS#11 Return Code")                                      \
+    X_(PROTECTION_STORAGE_MASK, 0x42015E, "Protection Storage Mask")                              \
+    X_(PROTECTION_STORAGE_MASKS, 0x42015F, "Protection Storage Masks")                            \
+    X_(INTEROP_FUNCTION, 0x420160, "Interop Function")                                            \
+    X_(INTEROP_IDENTIFIER, 0x420161, "Interop Identifier")                                        \
+    X_(ADJUSTMENT_VALUE, 0x420162, "Adjustment Value")                                            \
+    X_(COMMON_PROTECTION_STORAGE_MASKS, 0x420163, "Common Protection Storage Masks")              \
+    X_(PRIVATE_PROTECTION_STORAGE_MASKS, 0x420164, "Private Protection Storage Masks")            \
+    X_(PUBLIC_PROTECTION_STORAGE_MASKS, 0x420165, "Public Protection Storage Masks")              \
+    X_(OBJECT_GROUPS, 0x420166, "Object Groups")                                                  \
+    X_(OBJECT_TYPES, 0x420167, "Object Types")                                                    \
+    X_(CONSTRAINTS, 0x420168, "Constraints")                                                      \
+    X_(CONSTRAINT, 0x420169, "Constraint")                                                        \
+    X_(ROTATE_INTERVAL, 0x42016A, "Rotate Interval")                                              \
+    X_(ROTATE_AUTOMATIC, 0x42016B, "Rotate Automatic")                                            \
+    X_(ROTATE_OFFSET, 0x42016C, "Rotate Offset")                                                  \
+    X_(ROTATE_DATE, 0x42016D, "Rotate Date")                                                      \
+    X_(ROTATE_GENERATION, 0x42016E, "Rotate Generation")                                          \
+    X_(ROTATE_NAME, 0x42016F, "Rotate Name")                                                      \
+    X_(ROTATE_NAME_VALUE, 0x420170, "Rotate Name Value")                                          \
+    X_(ROTATE_NAME_TYPE, 0x420171, "Rotate Name Type")                                            \
+    X_(ROTATE_LATEST, 0x420172, "Rotate Latest")                                                  \
+    X_(ASYNCHRONOUS_REQUEST, 0x420173, "Asynchronous Request")                                    \
+    X_(SUBMISSION_DATE, 0x420174, "Submission Date")                                              \
+    X_(PROCESSING_STAGE, 0x420175, "Processing Stage")                                            \
     X_(ASYNCHRONOUS_CORRELATION_VALUES, 0x420176, "Asynchronous Correlation Values")
 
 /*
@@ -533,16 +533,16 @@
  * Object Type Enumeration: KMIP 1.4 §9.1.3.2.12 (Table 300), KMIP 2.1 §11.34
  * (Table 468). enum kmip_object_type, KMIP_OBJ_*.
  */
-#define KMIP_OBJECT_TYPES(X_)                                              \
-    X_(CERTIFICATE, 0x00000001, "Certificate")                             \
-    X_(SYMMETRIC_KEY, 0x00000002, "Symmetric Key")                         \
-    X_(PUBLIC_KEY, 0x00000003, "Public Key")                               \
-    X_(PRIVATE_KEY, 0x00000004, "Private Key")                             \
-    X_(SPLIT_KEY, 0x00000005, "Split Key")                                 \
-    X_(TEMPLATE, 0x00000006, "Template") /* 1.x only, deprecated in 1.4 */ \
-    X_(SECRET_DATA, 0x00000007, "Secret Data")                             \
-    X_(OPAQUE_OBJECT, 0x00000008, "Opaque Object")                         \
-    X_(PGP_KEY, 0x00000009, "PGP Key")                                     \
+#define KMIP_OBJECT_TYPES(X_)                                       \
+    X_(CERTIFICATE, 0x00000001, "Certificate")                      \
+    X_(SYMMETRIC_KEY, 0x00000002, "Symmetric Key")                  \
+    X_(PUBLIC_KEY, 0x00000003, "Public Key")                        \
+    X_(PRIVATE_KEY, 0x00000004, "Private Key")                      \
+    X_(SPLIT_KEY, 0x00000005, "Split Key")                          \
+    X_(TEMPLATE, 0x00000006, "Template") /* 1.x only, deprecated */ \
+    X_(SECRET_DATA, 0x00000007, "Secret Data")                      \
+    X_(OPAQUE_OBJECT, 0x00000008, "Opaque Object")                  \
+    X_(PGP_KEY, 0x00000009, "PGP Key")                              \
     X_(CERTIFICATE_REQUEST, 0x0000000A, "Certificate Request") /* 2.x */
 
 /*
@@ -900,17 +900,17 @@
     X_(TRANSPARENT_DH_PRIVATE_KEY, 0x0000000C, "Transparent DH Private Key")   \
     X_(TRANSPARENT_DH_PUBLIC_KEY, 0x0000000D, "Transparent DH Public Key")     \
     X_(TRANSPARENT_ECDSA_PRIVATE_KEY, 0x0000000E,                              \
-       "Transparent ECDSA Private Key") /* 1.x only, deprecated in 1.4 */      \
+       "Transparent ECDSA Private Key") /* 1.x only, deprecated */             \
     X_(TRANSPARENT_ECDSA_PUBLIC_KEY, 0x0000000F,                               \
-       "Transparent ECDSA Public Key") /* 1.x only, deprecated in 1.4 */       \
+       "Transparent ECDSA Public Key") /* 1.x only, deprecated */              \
     X_(TRANSPARENT_ECDH_PRIVATE_KEY, 0x00000010,                               \
-       "Transparent ECDH Private Key") /* 1.x only, deprecated in 1.4 */       \
+       "Transparent ECDH Private Key") /* 1.x only, deprecated */              \
     X_(TRANSPARENT_ECDH_PUBLIC_KEY, 0x00000011,                                \
-       "Transparent ECDH Public Key") /* 1.x only, deprecated in 1.4 */        \
+       "Transparent ECDH Public Key") /* 1.x only, deprecated */               \
     X_(TRANSPARENT_ECMQV_PRIVATE_KEY, 0x00000012,                              \
-       "Transparent ECMQV Private Key") /* 1.x only, deprecated in 1.4 */      \
+       "Transparent ECMQV Private Key") /* 1.x only, deprecated */             \
     X_(TRANSPARENT_ECMQV_PUBLIC_KEY, 0x00000013,                               \
-       "Transparent ECMQV Public Key") /* 1.x only, deprecated in 1.4 */       \
+       "Transparent ECMQV Public Key") /* 1.x only, deprecated */              \
     X_(TRANSPARENT_EC_PRIVATE_KEY, 0x00000014, "Transparent EC Private Key")   \
     X_(TRANSPARENT_EC_PUBLIC_KEY, 0x00000015, "Transparent EC Public Key")     \
     X_(PKCS_12, 0x00000016, "PKCS#12")                                         \

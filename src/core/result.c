@@ -70,6 +70,12 @@ void err_clear(void)
     memset(&err_current, 0, sizeof(err_current));
 }
 
+vs_result err_restore(const struct err_state *e)
+{
+    err_current = *e;
+    return (vs_result){e->code};
+}
+
 char *err_format(char *out, size_t size)
 {
     const struct err_state *e = &err_current;

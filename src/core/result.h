@@ -80,7 +80,11 @@
     X(TTLV_WRONG_TYPE, "a TTLV field has the wrong type")                      \
     /* kmip: messages (KMIP 1.4 §7, §11) */                                  \
     X(KMIP_INVALID_MESSAGE, "invalid KMIP message")                            \
-    X(KMIP_VERSION, "KMIP protocol version not supported")
+    X(KMIP_VERSION, "KMIP protocol version not supported")                     \
+    X(KMIP_ATTRIBUTE, "invalid or unknown KMIP attribute")                     \
+    /* kms */                                                                  \
+    X(STORE, "key store failure")                                              \
+    X(CONFLICT, "the object was changed concurrently")
 
 enum err_code {
 #define VS_ERR_ENUM(name, msg) ERR_##name,
@@ -127,6 +131,10 @@ const struct err_state *err_last(void);
 
 /* Forgets this thread's last error. */
 void err_clear(void);
+
+/* Makes e this thread's last error (carrying an error across threads) and
+ * returns its result. */
+vs_result err_restore(const struct err_state *e);
 
 /* Writes "message: detail (file:line)" for the last error into out (always
  * NUL-terminated when size > 0). Returns out. */

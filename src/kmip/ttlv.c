@@ -510,11 +510,16 @@ vs_result ttlv_enc_big_integer(struct buf *out, uint32_t tag, const void *p, siz
 
 vs_result ttlv_enc_item(struct buf *out, const struct ttlv *it)
 {
+    return ttlv_enc_item_as(out, it->tag, it);
+}
+
+vs_result ttlv_enc_item_as(struct buf *out, uint32_t tag, const struct ttlv *it)
+{
     size_t mark;
 
     switch (it->type) {
     case TTLV_STRUCTURE:
-        GUARD(ttlv_enc_begin(out, it->tag, &mark));
+        GUARD(ttlv_enc_begin(out, tag, &mark));
         for (const struct ttlv *c = it->v.children.first; c != NULL; c = c->next) {
             vs_result rc = ttlv_enc_item(out, c);
             if (!is_ok(rc)) {
@@ -525,20 +530,20 @@ vs_result ttlv_enc_item(struct buf *out, const struct ttlv *it)
         }
         return ttlv_enc_end(out, mark);
     case TTLV_INTEGER:
-        return ttlv_enc_integer(out, it->tag, it->v.integer);
+        return ttlv_enc_integer(out, tag, it->v.integer);
     case TTLV_ENUMERATION:
     case TTLV_INTERVAL:
-        return ttlv_enc_u32(out, it->tag, it->type, it->v.enumeration);
+        return ttlv_enc_u32(out, tag, it->type, it->v.enumeration);
     case TTLV_LONG_INTEGER:
     case TTLV_DATE_TIME:
     case TTLV_DATE_TIME_EXTENDED:
-        return ttlv_enc_u64(out, it->tag, it->type, (uint64_t)it->v.long_integer);
+        return ttlv_enc_u64(out, tag, it->type, (uint64_t)it->v.long_integer);
     case TTLV_BOOLEAN:
-        return ttlv_enc_bool(out, it->tag, it->v.boolean);
+        return ttlv_enc_bool(out, tag, it->v.boolean);
     case TTLV_TEXT_STRING:
     case TTLV_BYTE_STRING:
     case TTLV_BIG_INTEGER:
-        return ttlv_enc_raw(out, it->tag, it->type, it->v.bytes, it->length);
+        return ttlv_enc_raw(out, tag, it->type, it->v.bytes, it->length);
     }
     BAIL(ERR_TTLV_TYPE);
 }

@@ -159,6 +159,11 @@ RESULT ttlv_enc_big_integer(struct buf *out, uint32_t tag, const void *p, size_t
 /* Re-encodes a decoded item (and everything below it). */
 RESULT ttlv_enc_item(struct buf *out, const struct ttlv *it) __attribute__((nonnull));
 
+/* The same, under another tag: how an attribute value travels as Attribute
+ * Value in KMIP 1.x and under the attribute's own tag in 2.x. */
+RESULT ttlv_enc_item_as(struct buf *out, uint32_t tag, const struct ttlv *it)
+    __attribute__((nonnull));
+
 /* Whether s (len bytes) is valid UTF-8 with no NUL and no surrogates or
  * overlong forms (RFC 3629 §3-4). */
 bool ttlv_utf8_valid(const uint8_t *s, size_t len);

@@ -33,3 +33,28 @@ def helper():
 def program():
     """program("vmseal-kms") -> path of one of vmseal's programs."""
     return lambda name: _find(name, "bin")
+
+
+# --- vmseal-kms (tests/integration/kms.py) ---------------------------------
+
+@pytest.fixture(scope="session")
+def kms_program(program):
+    """Path of vmseal-kms; fails every KMS test clearly until it is built."""
+    try:
+        return program("vmseal-kms")
+    except pytest.fail.Exception as e:
+        pytest.fail(f"vmseal-kms is not built: {e.msg}", pytrace=False)
+
+
+@pytest.fixture
+def kms_server(kms_program, tmp_path, request, capsys):
+    """A freshly initialised vmseal-kms serving on a free loopback port; it
+    must stop cleanly (exit 0 on SIGTERM) when the test ends. If the test
+    failed, the server's log is printed."""
+    from kms import KmsServer
+    failed_before = request.session.testsfailed
+    with KmsServer(kms_program, tmp_path) as server:
+        yield server
+        if request.session.testsfailed > failed_before:
+            with capsys.disabled():
+                print(f"\n--- vmseal-kms serve log ({server.log_path}) ---\n{server.log()}")

@@ -84,7 +84,8 @@
     X(KMIP_ATTRIBUTE, "invalid or unknown KMIP attribute")                     \
     /* kms */                                                                  \
     X(STORE, "key store failure")                                              \
-    X(CONFLICT, "the object was changed concurrently")
+    X(CONFLICT, "the object was changed concurrently")                         \
+    X(KMIP_FAILED, "KMIP operation failed")
 
 enum err_code {
 #define VS_ERR_ENUM(name, msg) ERR_##name,

@@ -326,7 +326,8 @@ static RESULT pki_key_new(EVP_PKEY **out)
 }
 
 /* Appends the PKCS#8 (RFC 5958) PEM of key to out, a secret buf. Unencrypted:
- * the server must start unattended; the file is 0600 in a 0700 directory. */
+ * the server must start unattended; the file is 0600 in a directory that only
+ * its owner can write (pki_dir_check). */
 static RESULT pki_key_pem(EVP_PKEY *key, struct buf *out)
 {
     vs_result rc = OK_RESULT;

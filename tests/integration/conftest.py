@@ -43,7 +43,8 @@ def kms_program(program):
     try:
         return program("vmseal-kms")
     except pytest.fail.Exception as e:
-        pytest.fail(f"vmseal-kms is not built: {e.msg}", pytrace=False)
+        missing = e.msg
+    pytest.fail(f"vmseal-kms is not built: {missing}", pytrace=False)
 
 
 @pytest.fixture

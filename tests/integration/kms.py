@@ -15,7 +15,6 @@ independent reading of the wire format.
 """
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import ssl

@@ -461,9 +461,28 @@ vs_result config_get_duration_ms(const struct config *c, const char *section, co
 
 vs_result config_check_keys(const struct config *c, const struct config_key *known)
 {
+    return config_check_keys_except(c, known, "");
+}
+
+size_t config_count(const struct config *c)
+{
+    return c->count;
+}
+
+void config_entry(const struct config *c, size_t i, const char **section, const char **key,
+                  const char **value)
+{
+    *section = c->entries[i].section;
+    *key = c->entries[i].key;
+    *value = c->entries[i].value;
+}
+
+vs_result config_check_keys_except(const struct config *c, const struct config_key *known,
+                                   const char *free_section)
+{
     for (size_t i = 0; i < c->count; i++) {
         const struct config_entry *e = &c->entries[i];
-        bool found = false;
+        bool found = free_section[0] != '\0' && strcmp(e->section, free_section) == 0;
         for (const struct config_key *k = known; k->key != NULL && !found; k++)
             found = strcmp(k->section, e->section) == 0 && strcmp(k->key, e->key) == 0;
         if (!found) {

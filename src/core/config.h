@@ -83,4 +83,14 @@ struct config_key {
 RESULT config_check_keys(const struct config *c, const struct config_key *known)
     __attribute__((nonnull));
 
+/* As config_check_keys, but any key of section `free_section` is allowed
+ * (a section whose keys are names the operator chooses). */
+RESULT config_check_keys_except(const struct config *c, const struct config_key *known,
+                                const char *free_section) __attribute__((nonnull));
+
+/* Iterating over every entry, in file order. */
+size_t config_count(const struct config *c) __attribute__((nonnull));
+void config_entry(const struct config *c, size_t i, const char **section, const char **key,
+                  const char **value) __attribute__((nonnull));
+
 #endif

@@ -228,6 +228,16 @@ static vs_result kms_each_request_attr(struct kms_ctx *c, const struct ttlv *pay
 {
     struct kmip_attr a;
 
+    /* 1.x Locate carries its criteria as Attribute items in the payload
+     * itself (1.4 §4.9), not in a Template-Attribute. */
+    if (!kmip_version_is_2(c->version)) {
+        for (const struct ttlv *it = ttlv_find(payload, KMIP_TAG_ATTRIBUTE); it != NULL;
+             it = ttlv_find_next(it)) {
+            GUARD(kms_parse_attr(c, it, &a, err));
+            GUARD(fn(c, &a, arg, err));
+        }
+    }
+
     if (kmip_version_is_2(c->version)) {
         const struct ttlv *attrs = ttlv_find(payload, KMIP_TAG_ATTRIBUTES);
         if (attrs == NULL)
@@ -411,16 +421,17 @@ static vs_result op_query(struct kms_ctx *c, const struct ttlv *payload, struct 
 
 /* --- Create (1.4 §4.1, 2.1 §6.1.7) and Register (1.4 §4.3, 2.1 §6.1.39) --- */
 
-/* Stores a new object and answers with its type and identifier. */
-static vs_result kms_finish_new(struct kms_ctx *c, struct kms_object *o, struct buf *out,
-                                struct kms_op_error *err)
+/* Stores a new object and answers with its identifier, preceded by its
+ * type for Create (1.4 §4.1; Register's response has no Object Type, §4.3). */
+static vs_result kms_finish_new(struct kms_ctx *c, struct kms_object *o, bool with_type,
+                                struct buf *out, struct kms_op_error *err)
 {
     vs_result rc = kms_store_insert(c->store, o);
     if (!is_ok(rc))
         return kms_internal(err, rc);
     snprintf(c->id_placeholder, sizeof(c->id_placeholder), "%s", o->uid);
     snprintf(c->touched, sizeof(c->touched), "%s", o->uid);
-    if (o->object_type != 0)
+    if (with_type)
         GUARD(ttlv_enc_enum(out, KMIP_TAG_OBJECT_TYPE, o->object_type));
     return ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid));
 }
@@ -450,7 +461,7 @@ static vs_result op_create(struct kms_ctx *c, const struct ttlv *payload, struct
     GUARD_OUT(buf_reserve(&o->material, (size_t)bits / 8, &key));
     GUARD_OUT(crypto_random_key(key, (size_t)bits / 8));
     GUARD_OUT(kms_init_object(c, o));
-    GUARD_OUT(kms_finish_new(c, o, out, err));
+    GUARD_OUT(kms_finish_new(c, o, true, out, err));
 out:
     if (!is_ok(rc) && err->reason == 0)
         kms_internal(err, rc);
@@ -540,7 +551,7 @@ static vs_result op_register(struct kms_ctx *c, const struct ttlv *payload, stru
         GUARD_OUT(kms_set_secret_data_type(o, sdt));
     }
     GUARD_OUT(kms_init_object(c, o));
-    GUARD_OUT(kms_finish_new(c, o, out, err));
+    GUARD_OUT(kms_finish_new(c, o, false, out, err));
 out:
     if (!is_ok(rc) && err->reason == 0)
         kms_internal(err, rc);
@@ -1215,7 +1226,7 @@ static vs_result op_rekey(struct kms_ctx *c, const struct ttlv *payload, struct 
     rc = kms_object_add(nu, &link, NULL);
     ttlv_doc_free(&doc);
     GUARD_OUT(rc);
-    GUARD_OUT(kms_finish_new(c, nu, out, err));
+    GUARD_OUT(kms_finish_new(c, nu, false, out, err));
 
     buf_wrap(&lb, mem, sizeof(mem));
     GUARD_OUT(ttlv_enc_begin(&lb, KMIP_TAG_LINK, &m));

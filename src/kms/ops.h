@@ -29,6 +29,8 @@ struct kms_principal {
     char identity[KMS_OWNER_MAX];
     /* The owner new objects get: the identity's group if it has one. */
     char owner[KMS_OWNER_MAX];
+    /* Its groups as owners: "group:NAME". */
+    char groups[KMS_MAX_GROUPS][KMS_OWNER_MAX];
     /* Every owner whose objects it may use: identity and its groups. */
     const char *owners[KMS_MAX_GROUPS + 1];
     size_t owner_count;

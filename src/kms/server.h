@@ -1,0 +1,26 @@
+/*
+ * server.h - vmseal-kms's network side: KMIP over TLS with mutual
+ * authentication.
+ *
+ * One event loop (libevent, with its OpenSSL bufferevents) owns every
+ * connection, so an idle or slow client costs a little memory and no
+ * thread. Complete requests go to a pool of worker threads that run
+ * kms_dispatch (store reads, group-committed writes); responses come back to
+ * the loop. A connection has at most one request in flight, as KMIP clients
+ * wait for each answer.
+ */
+#ifndef VMSEAL_KMS_SERVER_H
+#define VMSEAL_KMS_SERVER_H
+
+#include "core/result.h"
+#include "kms/audit.h"
+#include "kms/kmsconf.h"
+#include "kms/store.h"
+
+/* Serves until SIGTERM or SIGINT, then finishes what is in flight and
+ * returns OK. Fails at start (address in use, bad certificate, ...) with
+ * the reason. */
+RESULT kms_server_run(const struct kms_config *cfg, struct kms_store *store,
+                      struct kms_audit *audit) __attribute__((nonnull(1, 2)));
+
+#endif

@@ -27,15 +27,31 @@ echo "        atomic files, structured logs, INI configuration."
 echo
 
 if [ ! -x "$bin/vmseal-kms" ]; then
-  cat <<TXT
-When the servers exist, 'make run' will:
-  1. initialise $rundir/kms (root key, SQLite store, kms.conf, development PKI)
-     and serve KMIP on 127.0.0.1:5696, printing where the client certificate
-     and CA are;
-  2. start vmseald on $rundir/vmseald with a native key provider and the local
-     KMS registered as a standard key provider;
-  3. print how to use 'vmseal'.
-Nothing to start yet: see README.md and docs/ for the plan and its state.
-TXT
-  exit 0
+  echo "vmseal-kms is not built: see the build output above." >&2
+  exit 1
 fi
+
+# --- vmseal-kms on its embedded defaults -------------------------------------
+kms_dir="$rundir/kms"
+listen=${VMSEAL_KMS_LISTEN:-127.0.0.1:5696}
+mkdir -p "$rundir"
+if [ ! -f "$kms_dir/kms.conf" ]; then
+  "$bin/vmseal-kms" init --data-dir "$kms_dir" --hostname localhost
+  echo
+fi
+cat <<TXT
+vmseal-kms serves KMIP over mutual TLS on $listen.
+  CA certificate      $kms_dir/pki/ca.crt
+  client certificate  $kms_dir/pki/client.crt
+  client key          $kms_dir/pki/client.key
+  audit log           $kms_dir/audit.log
+  configuration       $kms_dir/kms.conf
+Another client identity:  $bin/vmseal-kms pki issue-client --data-dir $kms_dir NAME
+Try it with PyKMIP:       /usr/bin/python3 -c "from kmip.pie.client import ProxyKmipClient as C; from kmip import enums as E;
+  c = C(hostname='127.0.0.1', port=${listen##*:}, cert='$kms_dir/pki/client.crt', key='$kms_dir/pki/client.key', ca='$kms_dir/pki/ca.crt');
+  c.open(); u = c.create(E.CryptographicAlgorithm.AES, 256); print('created', u); c.close()"
+(vmseald and the vmseal CLI come next; see README.md.)
+Stop with Ctrl-C.
+
+TXT
+exec "$bin/vmseal-kms" serve --data-dir "$kms_dir" --listen "$listen"

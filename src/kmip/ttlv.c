@@ -226,7 +226,7 @@ static vs_result ttlv_decode_items(struct ttlv_doc *doc, struct buf *b, size_t b
     struct ttlv *last = NULL;
 
     while (buf_remaining(b) > 0) {
-        struct ttlv *it;
+        struct ttlv *it = NULL;
         GUARD(ttlv_doc_alloc(doc, &it));
         GUARD(ttlv_decode_one(doc, b, base, depth, it));
         if (last == NULL)

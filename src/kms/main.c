@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -169,6 +170,13 @@ static int cmd_serve(const struct kms_args *a)
     /* Keys live in this process: no core dumps, no ptrace by others. */
     if (!is_ok(secret_harden_process()))
         return kms_fail("hardening the process");
+    /* Every connection is a descriptor: allow as many as the system lets
+     * this process have. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     if (!is_ok(kms_config_load(a->data_dir, &cfg)))
         return kms_fail("configuration");
     if (a->listen != NULL) {

@@ -5,6 +5,8 @@
 #include "kms/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,6 +64,7 @@ struct kms_server {
     struct event *done_ev, *sig_term, *sig_int;
     struct kms_conn *conns;
     unsigned conn_count;
+    int reserve_fd; /* spent to shed a connection when descriptors run out */
     /* the worker pool */
     pthread_t *threads;
     unsigned nthreads;
@@ -390,6 +393,28 @@ static void kms_accept(struct evconnlistener *l, evutil_socket_t fd, struct sock
     s->conn_count++;
 }
 
+/* accept() failed. Out of descriptors (EMFILE/ENFILE), the waiting
+ * connection would stay readable and the loop would spin on it: spend the
+ * reserve descriptor to accept and close it, then take the reserve back. */
+static void kms_listener_error(struct evconnlistener *l, void *arg)
+{
+    struct kms_server *s = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+
+    if (e == EMFILE || e == ENFILE) {
+        if (s->reserve_fd >= 0)
+            close(s->reserve_fd);
+        int fd = accept(evconnlistener_get_fd(l), NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        log_warn("out of file descriptors: a connection was refused",
+                 LOG_U("connections", s->conn_count));
+        return;
+    }
+    log_warn("accept failed", LOG_S("reason", evutil_socket_error_to_string(e)));
+}
+
 static void kms_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct kms_server *s = arg;
@@ -461,6 +486,7 @@ vs_result kms_server_run(const struct kms_config *cfg, struct kms_store *store,
     int addr_len = sizeof(addr);
 
     memset(&s, 0, sizeof(s));
+    s.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     s.cfg = cfg;
     s.store = store;
     s.audit = audit;
@@ -495,6 +521,7 @@ vs_result kms_server_run(const struct kms_config *cfg, struct kms_store *store,
         err_errno(e);
         goto out;
     }
+    evconnlistener_set_error_cb(s.listener, kms_listener_error);
 
     s.threads = calloc(cfg->workers, sizeof(*s.threads));
     ENSURE_OUT(s.threads != NULL, ERR_NOMEM);
@@ -529,6 +556,8 @@ out:
     if (s.base)
         event_base_free(s.base);
     SSL_CTX_free(s.ssl);
+    if (s.reserve_fd >= 0)
+        close(s.reserve_fd);
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
     return rc;

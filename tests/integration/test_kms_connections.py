@@ -1,0 +1,80 @@
+"""Connections that do nothing, or dribble, cost the server no thread and do
+not starve anyone: with 1500 silent TCP connections, 200 idle TLS sessions
+and a slow writer open, a new client is answered promptly; and the server
+closes the silent ones after handshake_timeout and the idle ones after
+idle_timeout."""
+import socket
+import ssl
+import time
+
+import pytest
+
+from kms import (KmsServer, Status, call, create_aes, discover_versions, get, tls_connect)
+
+SILENT = 1500
+IDLE_TLS = 200
+
+
+def closed_by_peer(sock) -> bool:
+    """True if the server has closed (or reset) the connection."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return False  # nothing to read yet: still open
+    except (ConnectionResetError, ssl.SSLError, OSError):
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+@pytest.fixture
+def short_timeouts_server(kms_program, tmp_path):
+    server = KmsServer(kms_program, tmp_path)
+    server.init()
+    conf = server.data_dir / "kms.conf"
+    text = conf.read_text()
+    text = text.replace("idle_timeout = 120s", "idle_timeout = 4s")
+    text = text.replace("handshake_timeout = 10s", "handshake_timeout = 2s")
+    conf.write_text(text)
+    with server:
+        yield server
+
+
+def test_idle_and_slow_connections_do_not_starve_others(short_timeouts_server):
+    server = short_timeouts_server
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(SILENT)]
+    idle = [tls_connect(server, server.client_crt, server.client_key) for _ in range(IDLE_TLS)]
+    # A slow writer: the first 5 bytes of a request, then nothing.
+    slow = tls_connect(server, server.client_crt, server.client_key)
+    slow.sendall(b"\x42\x00\x78\x01\x00")
+
+    worst = 0.0
+    with tls_connect(server, server.client_crt, server.client_key) as s:
+        for _ in range(30):
+            t0 = time.monotonic()
+            assert call(s, discover_versions()).status == Status.SUCCESS
+            res = call(s, create_aes(256))
+            assert res.status == Status.SUCCESS
+            assert call(s, get(res.uid())).status == Status.SUCCESS
+            worst = max(worst, time.monotonic() - t0)
+    print(f"worst Discover+Create+Get with {SILENT + IDLE_TLS + 1} idle connections: "
+          f"{worst * 1000:.0f} ms")
+    assert worst < 2.0, f"a round trip took {worst:.2f} s with idle connections open"
+
+    # The server sheds them on its own: silent TCP after the handshake
+    # timeout, idle TLS (and the slow writer) after the idle timeout.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if all(closed_by_peer(c) for c in silent) and all(closed_by_peer(c) for c in idle) \
+                and closed_by_peer(slow):
+            break
+        time.sleep(0.5)
+    assert all(closed_by_peer(c) for c in silent), "silent TCP connections were not closed"
+    assert all(closed_by_peer(c) for c in idle), "idle TLS connections were not closed"
+    assert closed_by_peer(slow), "the slow writer was not closed"
+    for c in silent + idle + [slow]:
+        c.close()
+    # And it still serves.
+    with tls_connect(server, server.client_crt, server.client_key) as s:
+        assert call(s, discover_versions()).status == Status.SUCCESS

@@ -82,9 +82,4 @@ RESULT kmip_attr_encode(struct buf *out, struct kmip_version v, const struct kmi
 RESULT kmip_attr_encode_reference(struct buf *out, struct kmip_version v, const char *name,
                                   uint32_t tag) __attribute__((nonnull));
 
-static inline bool kmip_version_is_2(struct kmip_version v)
-{
-    return v.major >= 2;
-}
-
 #endif

@@ -35,6 +35,12 @@ struct kmip_version {
     int32_t minor;
 };
 
+/* Whether v is KMIP 2.x, whose attributes and errors differ from 1.x. */
+static inline bool kmip_version_is_2(struct kmip_version v)
+{
+    return v.major >= 2;
+}
+
 /* The versions vmseal-kms speaks, newest first (Discover Versions order). */
 extern const struct kmip_version kmip_versions[];
 extern const size_t kmip_version_count;

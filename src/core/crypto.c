@@ -8,6 +8,8 @@
 #include "core/crypto.h"
 
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,21 +52,28 @@ static void crypto_fetch_all(void)
               algs.hmac && algs.hkdf && algs.pbkdf2;
 }
 
-/* Raises ERR_CRYPTO with OpenSSL's own reason as the detail, and empties
- * OpenSSL's error queue so that a later failure is not blamed on this one. */
 static vs_result crypto_fail(const char *what, const char *file, int line)
 {
+    return crypto_raise_openssl(ERR_CRYPTO, file, line, "%s", what);
+}
+
+#define CRYPTO_FAIL(what) crypto_fail((what), __FILE__, __LINE__)
+
+vs_result crypto_raise_openssl(enum err_code code, const char *file, int line, const char *fmt, ...)
+{
     unsigned long e = ERR_peek_last_error();
-    char reason[160] = "no reason given";
+    char reason[160] = "no reason given", what[256];
+    va_list ap;
 
     if (e != 0)
         ERR_error_string_n(e, reason, sizeof(reason));
     ERR_clear_error();
-    err_raise(ERR_CRYPTO, file, line);
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    err_raise(code, file, line);
     return err_detail("%s: %s", what, reason);
 }
-
-#define CRYPTO_FAIL(what) crypto_fail((what), __FILE__, __LINE__)
 #define ENSURE_OSSL(cond, what)       \
     do {                              \
         if (!(cond))                  \

@@ -42,6 +42,14 @@
 #define CRYPTO_KWP_WRAPPED_LEN(n) (8 + (((size_t)(n) + 7) / 8) * 8)
 #define CRYPTO_KWP_MAX_KEY_LEN 4096
 
+/* Raises code at file:line with "<formatted text>: <OpenSSL's reason>" as
+ * the detail, and empties OpenSSL's error queue so that a later failure is
+ * not blamed on this one. For all code that calls OpenSSL directly. */
+vs_result crypto_raise_openssl(enum err_code code, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5), nonnull(2, 4)));
+#define CRYPTO_RAISE_OPENSSL(code, ...) \
+    crypto_raise_openssl((code), __FILE__, __LINE__, __VA_ARGS__)
+
 /* --- randomness --- */
 
 /* Fills out with bytes from OpenSSL's public DRBG (nonces, identifiers). */

@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/crypto.h"
 #include "core/secret.h"
 #include "kmip/kmip_defs.h"
 
@@ -65,17 +66,6 @@ void kmip_client_free(struct kmip_client **cp)
     *cp = NULL;
 }
 
-static vs_result kmip_client_tls_fail(const char *what, const char *path)
-{
-    unsigned long e = ERR_peek_last_error();
-    char reason[160] = "";
-    if (e != 0)
-        ERR_error_string_n(e, reason, sizeof(reason));
-    ERR_clear_error();
-    RAISE(ERR_CRYPTO);
-    return err_detail("%s %s: %s", what, path, reason);
-}
-
 vs_result kmip_client_new(const struct kmip_client_config *cfg, struct kmip_client **out)
 {
     vs_result rc = OK_RESULT;
@@ -103,16 +93,16 @@ vs_result kmip_client_new(const struct kmip_client_config *cfg, struct kmip_clie
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
     if (SSL_CTX_load_verify_locations(c->ctx, cfg->ca_file, NULL) != 1) {
-        rc = kmip_client_tls_fail("loading CA", cfg->ca_file);
+        rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading CA", cfg->ca_file);
         goto out;
     }
     if (SSL_CTX_use_certificate_chain_file(c->ctx, cfg->cert_file) != 1) {
-        rc = kmip_client_tls_fail("loading certificate", cfg->cert_file);
+        rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading certificate", cfg->cert_file);
         goto out;
     }
     if (SSL_CTX_use_PrivateKey_file(c->ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(c->ctx) != 1) {
-        rc = kmip_client_tls_fail("loading key", cfg->key_file);
+        rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading key", cfg->key_file);
         goto out;
     }
     *out = c;

@@ -98,7 +98,7 @@ vs_result kms_dispatch(struct kms_worker_ctx *w, const struct kms_principal *who
             snprintf(err.message, sizeof(err.message), "Request Payload is missing");
             hr = RAISE(ERR_KMIP_FAILED);
         } else {
-            hr = op->fn(&c, item->payload, &w->scratch, &err);
+            hr = kms_op_run(op, &c, item->payload, &w->scratch, &err);
             if (!is_ok(hr) && err.reason == 0) {
                 /* The handler failed without a KMIP verdict: our fault. */
                 char m[256];

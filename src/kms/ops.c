@@ -40,6 +40,10 @@ static uint32_t kms_reason_wrong_state(const struct kms_ctx *c)
                                          : KMIP_REASON_PERMISSION_DENIED;
 }
 
+/* The end of every handler: a failure that is not already a KMIP verdict
+ * (or a concurrent change, which kms_op_run retries) is our own fault. */
+static vs_result kms_finish(struct kms_op_error *err, vs_result rc, struct kms_object **o);
+
 /* A failure of our own (store, memory): General Failure, details logged. */
 static vs_result kms_internal(struct kms_op_error *err, vs_result rc)
 {
@@ -47,6 +51,15 @@ static vs_result kms_internal(struct kms_op_error *err, vs_result rc)
     err->reason = KMIP_REASON_GENERAL_FAILURE;
     snprintf(err->message, sizeof(err->message), "internal error");
     log_error("operation failed", LOG_S("error", err_format(msg, sizeof(msg))));
+    return rc;
+}
+
+static vs_result kms_finish(struct kms_op_error *err, vs_result rc, struct kms_object **o)
+{
+    if (!is_ok(rc) && rc.code != ERR_CONFLICT && err->reason == 0)
+        kms_internal(err, rc);
+    if (o != NULL)
+        kms_object_free(o);
     return rc;
 }
 
@@ -463,10 +476,7 @@ static vs_result op_create(struct kms_ctx *c, const struct ttlv *payload, struct
     GUARD_OUT(kms_init_object(c, o));
     GUARD_OUT(kms_finish_new(c, o, true, out, err));
 out:
-    if (!is_ok(rc) && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
 /* Reads the key material of a Key Block (1.4 §2.1.3): Raw or Transparent
@@ -553,10 +563,7 @@ static vs_result op_register(struct kms_ctx *c, const struct ttlv *payload, stru
     GUARD_OUT(kms_init_object(c, o));
     GUARD_OUT(kms_finish_new(c, o, false, out, err));
 out:
-    if (!is_ok(rc) && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
 /* --- Get (1.4 §4.11, 2.1 §6.1.24) --- */
@@ -630,10 +637,7 @@ static vs_result op_get(struct kms_ctx *c, const struct ttlv *payload, struct bu
     GUARD_OUT(ttlv_enc_end(out, block_m));
     GUARD_OUT(ttlv_enc_end(out, obj_m));
 out:
-    if (!is_ok(rc) && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
 /* --- Get Attributes (1.4 §4.12, 2.1 §6.1.25), Get Attribute List --- */
@@ -690,10 +694,7 @@ static vs_result op_get_attributes(struct kms_ctx *c, const struct ttlv *payload
     if (v2)
         GUARD_OUT(ttlv_enc_end(out, m));
 out:
-    if (!is_ok(rc) && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
 static vs_result op_get_attribute_list(struct kms_ctx *c, const struct ttlv *payload,
@@ -714,10 +715,7 @@ static vs_result op_get_attribute_list(struct kms_ctx *c, const struct ttlv *pay
         GUARD_OUT(rc);
     }
 out:
-    if (!is_ok(rc) && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
 /* --- Add, Modify, Delete, Set Attribute (1.4 §4.13-4.15, 2.1 §6.1.3...) --- */
@@ -750,8 +748,8 @@ static vs_result kms_check_changeable(struct kms_ctx *c, const struct kmip_attr 
     return OK_RESULT;
 }
 
-static vs_result op_add_attribute_once(struct kms_ctx *c, const struct ttlv *payload,
-                                       struct buf *out, struct kms_op_error *err)
+static vs_result op_add_attribute(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
+                                  struct kms_op_error *err)
 {
     vs_result rc = OK_RESULT;
     struct kms_object *o = NULL;
@@ -783,20 +781,11 @@ static vs_result op_add_attribute_once(struct kms_ctx *c, const struct ttlv *pay
             GUARD_OUT(kms_put_attr(c, out, v));
     }
 out:
-    if (!is_ok(rc) && rc.code != ERR_CONFLICT && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
-static vs_result op_add_attribute(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                                  struct kms_op_error *err)
-{
-    return kms_retry(op_add_attribute_once, c, payload, out, err);
-}
-
-static vs_result op_modify_attribute_once(struct kms_ctx *c, const struct ttlv *payload,
-                                          struct buf *out, struct kms_op_error *err)
+static vs_result op_modify_attribute(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
+                                     struct kms_op_error *err)
 {
     vs_result rc = OK_RESULT;
     struct kms_object *o = NULL;
@@ -844,20 +833,11 @@ static vs_result op_modify_attribute_once(struct kms_ctx *c, const struct ttlv *
             GUARD_OUT(kms_put_attr(c, out, v));
     }
 out:
-    if (!is_ok(rc) && rc.code != ERR_CONFLICT && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
-static vs_result op_modify_attribute(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                                     struct kms_op_error *err)
-{
-    return kms_retry(op_modify_attribute_once, c, payload, out, err);
-}
-
-static vs_result op_set_attribute_once(struct kms_ctx *c, const struct ttlv *payload,
-                                       struct buf *out, struct kms_op_error *err)
+static vs_result op_set_attribute(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
+                                  struct kms_op_error *err)
 {
     vs_result rc = OK_RESULT;
     struct kms_object *o = NULL;
@@ -876,20 +856,11 @@ static vs_result op_set_attribute_once(struct kms_ctx *c, const struct ttlv *pay
     GUARD_OUT(kms_save(c, o, err));
     GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
 out:
-    if (!is_ok(rc) && rc.code != ERR_CONFLICT && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
-static vs_result op_set_attribute(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                                  struct kms_op_error *err)
-{
-    return kms_retry(op_set_attribute_once, c, payload, out, err);
-}
-
-static vs_result op_delete_attribute_once(struct kms_ctx *c, const struct ttlv *payload,
-                                          struct buf *out, struct kms_op_error *err)
+static vs_result op_delete_attribute(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
+                                     struct kms_op_error *err)
 {
     vs_result rc = OK_RESULT;
     struct kms_object *o = NULL;
@@ -933,22 +904,13 @@ static vs_result op_delete_attribute_once(struct kms_ctx *c, const struct ttlv *
     GUARD_OUT(kms_save(c, o, err));
     GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
 out:
-    if (!is_ok(rc) && rc.code != ERR_CONFLICT && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
-}
-
-static vs_result op_delete_attribute(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                                     struct kms_op_error *err)
-{
-    return kms_retry(op_delete_attribute_once, c, payload, out, err);
+    return kms_finish(err, rc, &o);
 }
 
 /* --- the key life cycle: Activate, Revoke, Destroy (1.4 §4.19-4.21) --- */
 
-static vs_result op_activate_once(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                                  struct kms_op_error *err)
+static vs_result op_activate(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
+                             struct kms_op_error *err)
 {
     vs_result rc = OK_RESULT;
     struct kms_object *o = NULL;
@@ -967,20 +929,11 @@ static vs_result op_activate_once(struct kms_ctx *c, const struct ttlv *payload,
     GUARD_OUT(kms_save(c, o, err));
     GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
 out:
-    if (!is_ok(rc) && rc.code != ERR_CONFLICT && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
-static vs_result op_activate(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                             struct kms_op_error *err)
-{
-    return kms_retry(op_activate_once, c, payload, out, err);
-}
-
-static vs_result op_revoke_once(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                                struct kms_op_error *err)
+static vs_result op_revoke(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
+                           struct kms_op_error *err)
 {
     vs_result rc = OK_RESULT;
     struct kms_object *o = NULL;
@@ -1025,20 +978,11 @@ static vs_result op_revoke_once(struct kms_ctx *c, const struct ttlv *payload, s
     GUARD_OUT(kms_save(c, o, err));
     GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
 out:
-    if (!is_ok(rc) && rc.code != ERR_CONFLICT && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
+    return kms_finish(err, rc, &o);
 }
 
-static vs_result op_revoke(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                           struct kms_op_error *err)
-{
-    return kms_retry(op_revoke_once, c, payload, out, err);
-}
-
-static vs_result op_destroy_once(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                                 struct kms_op_error *err)
+static vs_result op_destroy(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
+                            struct kms_op_error *err)
 {
     vs_result rc = OK_RESULT;
     struct kms_object *o = NULL;
@@ -1068,16 +1012,7 @@ static vs_result op_destroy_once(struct kms_ctx *c, const struct ttlv *payload, 
     GUARD_OUT(kms_save(c, o, err));
     GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
 out:
-    if (!is_ok(rc) && rc.code != ERR_CONFLICT && err->reason == 0)
-        kms_internal(err, rc);
-    kms_object_free(&o);
-    return rc;
-}
-
-static vs_result op_destroy(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
-                            struct kms_op_error *err)
-{
-    return kms_retry(op_destroy_once, c, payload, out, err);
+    return kms_finish(err, rc, &o);
 }
 
 /* --- Locate (1.4 §4.9, 2.1 §6.1.27) --- */
@@ -1158,8 +1093,7 @@ static vs_result op_locate(struct kms_ctx *c, const struct ttlv *payload, struct
         GUARD_OUT(ttlv_enc_integer(out, KMIP_TAG_LOCATED_ITEMS, (int32_t)acc.count));
     GUARD_OUT(buf_write_bytes(out, buf_data(&acc.items), buf_len(&acc.items)));
 out:
-    if (!is_ok(rc) && err->reason == 0)
-        kms_internal(err, rc);
+    rc = kms_finish(err, rc, NULL);
     for (size_t i = 0; i < lf.n; i++) {
         free((char *)(uintptr_t)lf.f[i].name);
         buf_free(&lf.items[i]);
@@ -1245,20 +1179,19 @@ static vs_result op_rekey(struct kms_ctx *c, const struct ttlv *payload, struct 
         rc = OK_RESULT;
     GUARD_OUT(rc);
 out:
-    if (!is_ok(rc) && err->reason == 0)
-        kms_internal(err, rc);
     kms_object_free(&old);
-    kms_object_free(&nu);
-    return rc;
+    return kms_finish(err, rc, &nu);
 }
 
 /* --- the table --- */
 
+/* retry: a read-modify-write of one object, run again if the object
+ * changed underneath it (optimistic concurrency, kms_store_update). */
 static const struct kms_op kms_ops[] = {
     {KMIP_OP_DISCOVER_VERSIONS, op_discover_versions, false},
     {KMIP_OP_QUERY, op_query, false},
-    {KMIP_OP_CREATE, op_create, true},
-    {KMIP_OP_REGISTER, op_register, true},
+    {KMIP_OP_CREATE, op_create, false},
+    {KMIP_OP_REGISTER, op_register, false},
     {KMIP_OP_GET, op_get, false},
     {KMIP_OP_GET_ATTRIBUTES, op_get_attributes, false},
     {KMIP_OP_GET_ATTRIBUTE_LIST, op_get_attribute_list, false},
@@ -1270,8 +1203,14 @@ static const struct kms_op kms_ops[] = {
     {KMIP_OP_ACTIVATE, op_activate, true},
     {KMIP_OP_REVOKE, op_revoke, true},
     {KMIP_OP_DESTROY, op_destroy, true},
-    {KMIP_OP_RE_KEY, op_rekey, true},
+    {KMIP_OP_RE_KEY, op_rekey, false},
 };
+
+vs_result kms_op_run(const struct kms_op *op, struct kms_ctx *c, const struct ttlv *payload,
+                     struct buf *out, struct kms_op_error *err)
+{
+    return op->retry ? kms_retry(op->fn, c, payload, out, err) : op->fn(c, payload, out, err);
+}
 
 const struct kms_op *kms_op_find(uint32_t operation)
 {

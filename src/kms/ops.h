@@ -65,11 +65,15 @@ typedef vs_result (*kms_op_fn)(struct kms_ctx *c, const struct ttlv *payload, st
 struct kms_op {
     uint32_t operation;
     kms_op_fn fn;
-    bool writes; /* changes the store */
+    bool retry; /* re-run on a concurrent change of its object */
 };
 
 /* The handler of an operation, or NULL if vmseal-kms does not support it. */
 const struct kms_op *kms_op_find(uint32_t operation);
+
+/* Runs an operation's handler (retrying it if the table says so). */
+RESULT kms_op_run(const struct kms_op *op, struct kms_ctx *c, const struct ttlv *payload,
+                  struct buf *out, struct kms_op_error *err) __attribute__((nonnull));
 
 /* Operations supported, for Query (in table order). */
 size_t kms_op_count(void);

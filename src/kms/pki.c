@@ -58,23 +58,8 @@
 
 /* --- errors --- */
 
-/* Raises code with OpenSSL's own reason as the detail, and empties OpenSSL's
- * error queue so that a later failure is not blamed on this one (as
- * crypto.c's crypto_fail does). */
-static vs_result pki_ossl_fail(enum err_code code, const char *what, const char *file, int line)
-{
-    unsigned long e = ERR_peek_last_error();
-    char reason[160] = "no reason given";
-
-    if (e != 0)
-        ERR_error_string_n(e, reason, sizeof(reason));
-    ERR_clear_error();
-    err_raise(code, file, line);
-    return err_detail("%s: %s", what, reason);
-}
-
-#define PKI_FAIL(what) pki_ossl_fail(ERR_CRYPTO, (what), __FILE__, __LINE__)
-#define PKI_REFUSE(code, what) pki_ossl_fail((code), (what), __FILE__, __LINE__)
+#define PKI_FAIL(what) CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", (what))
+#define PKI_REFUSE(code, what) CRYPTO_RAISE_OPENSSL((code), "%s", (what))
 
 #define ENSURE_OSSL(cond, what)    \
     do {                           \

@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "core/crypto.h"
 #include "core/log.h"
 #include "kmip/kmip_defs.h"
 #include "kmip/msg.h"
@@ -425,17 +426,6 @@ static void kms_signal(evutil_socket_t sig, short what, void *arg)
 
 /* --- TLS --- */
 
-static vs_result kms_tls_fail(const char *what, const char *path)
-{
-    unsigned long e = ERR_peek_last_error();
-    char reason[160] = "";
-    if (e != 0)
-        ERR_error_string_n(e, reason, sizeof(reason));
-    ERR_clear_error();
-    RAISE(ERR_CRYPTO);
-    return err_detail("%s %s: %s", what, path, reason);
-}
-
 static RESULT kms_tls_context(const struct kms_config *cfg, SSL_CTX **out)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -448,17 +438,17 @@ static RESULT kms_tls_context(const struct kms_config *cfg, SSL_CTX **out)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->certificate) != 1) {
         SSL_CTX_free(ctx);
-        return kms_tls_fail("loading certificate", cfg->certificate);
+        return CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading certificate", cfg->certificate);
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
         SSL_CTX_free(ctx);
-        return kms_tls_fail("loading key", cfg->key);
+        return CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading key", cfg->key);
     }
     if (SSL_CTX_load_verify_locations(ctx, cfg->client_ca, NULL) != 1 ||
         (cas = SSL_load_client_CA_file(cfg->client_ca)) == NULL) {
         SSL_CTX_free(ctx);
-        return kms_tls_fail("loading client CA", cfg->client_ca);
+        return CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading client CA", cfg->client_ca);
     }
     SSL_CTX_set_client_CA_list(ctx, cas);
     /* Mutual TLS: no certificate, no connection. */

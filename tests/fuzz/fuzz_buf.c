@@ -20,13 +20,7 @@
 
 #include "core/buf.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
+#include "fuzz_util.h"
 
 static void check_invariants(const struct buf *b)
 {

@@ -20,13 +20,7 @@
 #include "kmip/kmip_defs.h"
 #include "kms/dispatch.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)  \
-    do {             \
-        if (!(cond)) \
-            abort(); \
-    } while (0)
+#include "fuzz_util.h"
 
 static struct kms_worker_ctx w;
 static struct kms_principal who;

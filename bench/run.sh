@@ -33,3 +33,9 @@ printf '%-40s %9s MB/s %7s MB/s %7.2fx\n' "XTS-AES-256, 512-byte sectors" "$xts_
   "$(awk -v a="$xts_ours" -v b="$xts_ossl" 'BEGIN {print a / b}')"
 printf '%-40s %7s ops/s %6s ops/s %7.2fx\n' "AES-256-GCM seal, 32-byte key record" "$gcm_ours" "$gcm_ossl" \
   "$(awk -v a="$gcm_ours" -v b="$gcm_ossl" 'BEGIN {print a / b}')"
+
+# --- KMIP server: vmseal-kms vs PyKMIP ----------------------------------------
+# Starts both servers in turn on loopback; prints its own table (bench/kms/run.sh).
+# At least 10 s per measurement: PyKMIP's rates swing by 2x over 2-3 s runs.
+echo
+bench/kms/run.sh "$build" $((seconds > 10 ? seconds : 10))

@@ -4,6 +4,7 @@
 #include "core/secret.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +28,47 @@ struct secret_header {
 
 static atomic_size_t secret_live_allocations;
 static atomic_size_t secret_live_bytes;
+
+/* Freed regions of up to SECRET_CACHE_PAGES data pages are kept, wiped and
+ * still locked, guarded and excluded from dumps, for the next allocation of
+ * that size: a server allocates secret buffers for every request, and
+ * mmap + mlock + mprotect + madvise + munlock + munmap per buffer (with the
+ * TLB shootdowns of munmap) cost more than the request itself. Bounded:
+ * at most SECRET_CACHE_DEPTH regions per size. */
+#define SECRET_CACHE_PAGES 4
+#define SECRET_CACHE_DEPTH 64
+
+static struct {
+    pthread_mutex_t mu;
+    void *regions[SECRET_CACHE_PAGES][SECRET_CACHE_DEPTH]; /* data pointers */
+    size_t count[SECRET_CACHE_PAGES];
+} secret_cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* MADV_DONTFORK: a fork child does not have the parent's secret pages, so
+ * it must forget the cached ones. (It still holds the mutex state of the
+ * fork's moment, which the prepare/parent handlers keep consistent.) */
+static void secret_cache_prepare(void)
+{
+    pthread_mutex_lock(&secret_cache.mu);
+}
+
+static void secret_cache_parent(void)
+{
+    pthread_mutex_unlock(&secret_cache.mu);
+}
+
+static void secret_cache_child(void)
+{
+    memset(secret_cache.count, 0, sizeof(secret_cache.count));
+    pthread_mutex_unlock(&secret_cache.mu);
+}
+
+static pthread_once_t secret_cache_once = PTHREAD_ONCE_INIT;
+
+static void secret_cache_init(void)
+{
+    (void)pthread_atfork(secret_cache_prepare, secret_cache_parent, secret_cache_child);
+}
 
 /* mlock and munlock as system calls: sanitizer runtimes intercept the libc
  * functions and make them no-ops, which would silently leave secrets
@@ -78,6 +120,28 @@ vs_result secret_alloc(size_t len, void **out)
     ENSURE(len <= SIZE_MAX - 3 * page, ERR_OVERFLOW);
     data_len = (len + page - 1) / page * page;
     map_len = data_len + 2 * page;
+
+    size_t pages = data_len / page;
+    if (pages <= SECRET_CACHE_PAGES) {
+        void *p = NULL;
+        pthread_once(&secret_cache_once, secret_cache_init);
+        pthread_mutex_lock(&secret_cache.mu);
+        if (secret_cache.count[pages - 1] > 0)
+            p = secret_cache.regions[pages - 1][--secret_cache.count[pages - 1]];
+        pthread_mutex_unlock(&secret_cache.mu);
+        if (p != NULL) {
+            /* Wiped when it was freed; only the header changes. */
+            struct secret_header *h = secret_header_of(p);
+            h->canary = SECRET_CANARY;
+            h->len = len;
+            h->map_len = map_len;
+            h->canary2 = SECRET_CANARY ^ (uint64_t)len;
+            atomic_fetch_add(&secret_live_allocations, 1);
+            atomic_fetch_add(&secret_live_bytes, len);
+            *out = p;
+            return OK_RESULT;
+        }
+    }
 
     base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) {
@@ -142,16 +206,39 @@ void secret_free(void **pp)
      * not to be trusted any more, so stop here rather than carry on. */
     if (h->canary != SECRET_CANARY || h->canary2 != (SECRET_CANARY ^ (uint64_t)h->len))
         abort();
+    /* Length 0 is a region already freed (cached): a double free. */
+    if (h->len == 0)
+        abort();
     size_t len = h->len, map_len = h->map_len;
     size_t locked = map_len - page;
     uint8_t *base = (uint8_t *)*pp - page;
 
     explicit_bzero(*pp, locked - page);
+    atomic_fetch_sub(&secret_live_allocations, 1);
+    atomic_fetch_sub(&secret_live_bytes, len);
+
+    size_t pages = (locked - page) / page;
+    if (pages <= SECRET_CACHE_PAGES) {
+        bool kept = false;
+        /* Done with the header before the region is published: from the
+         * moment it is in the cache another thread may take it. */
+        h->len = 0;
+        h->canary2 = SECRET_CANARY;
+        pthread_once(&secret_cache_once, secret_cache_init);
+        pthread_mutex_lock(&secret_cache.mu);
+        if (secret_cache.count[pages - 1] < SECRET_CACHE_DEPTH) {
+            secret_cache.regions[pages - 1][secret_cache.count[pages - 1]++] = *pp;
+            kept = true;
+        }
+        pthread_mutex_unlock(&secret_cache.mu);
+        if (kept) {
+            *pp = NULL;
+            return;
+        }
+    }
     explicit_bzero(h, sizeof(*h));
     secret_munlock(base, locked);
     munmap(base, map_len);
-    atomic_fetch_sub(&secret_live_allocations, 1);
-    atomic_fetch_sub(&secret_live_bytes, len);
     *pp = NULL;
 }
 

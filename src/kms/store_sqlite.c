@@ -103,9 +103,13 @@ static RESULT kms_sql_open(const char *path, bool create, sqlite3 **out)
     /* WAL: readers never block the writer. synchronous=FULL: in WAL mode
      * every commit is fsynced, so an acknowledged write survives a crash or
      * power loss. */
+    /* temp_store=MEMORY: savepoint journals in memory, not in temporary
+     * files created and deleted for every batch. */
     vs_result rc = kms_sql_exec(db, "PRAGMA journal_mode=WAL;"
                                     "PRAGMA synchronous=FULL;"
                                     "PRAGMA foreign_keys=ON;"
+                                    "PRAGMA temp_store=MEMORY;"
+                                    "PRAGMA cache_size=-32768;"
                                     "PRAGMA busy_timeout=10000;");
     if (!is_ok(rc)) {
         sqlite3_close(db);

@@ -196,6 +196,51 @@ static void test_wipe_and_equal(void **state)
     secret_wipe(NULL, 0);
 }
 
+static void test_freed_regions_are_wiped_before_reuse(void **state)
+{
+    void *p = NULL, *q = NULL;
+    char flags[600];
+    (void)state;
+
+    /* Small regions are kept for reuse: the next one of that size may be
+     * the same memory, which must come back zeroed and still locked. */
+    assert_ok(secret_alloc(64, &p));
+    memset(p, 0xee, 64);
+    void *was = p;
+    secret_free(&p);
+    assert_ok(secret_alloc(100, &q));
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(((uint8_t *)q)[i], 0);
+    assert_int_equal(secret_size(q), 100);
+    smaps_flags_of(q, flags, sizeof(flags));
+    assert_true(has_flag(flags, "lo"));
+    assert_true(has_flag(flags, "dd"));
+    (void)was;
+    secret_free(&q);
+}
+
+static void test_double_free_aborts(void **state)
+{
+    int status;
+    pid_t pid = fork();
+    (void)state;
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        void *p = NULL, *copy;
+        if (!is_ok(secret_alloc(16, &p)))
+            _exit(3);
+        copy = p;
+        secret_free(&p);
+        signal(SIGABRT, SIG_DFL);
+        secret_free(&copy); /* must abort, not put the region in the cache twice */
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
 static void test_harden_process(void **state)
 {
     int status;
@@ -228,6 +273,8 @@ int main(void)
         cmocka_unit_test(test_fork_child_does_not_inherit),
         cmocka_unit_test(test_underflow_corruption_aborts_on_free),
         cmocka_unit_test(test_wipe_and_equal),
+        cmocka_unit_test(test_freed_regions_are_wiped_before_reuse),
+        cmocka_unit_test(test_double_free_aborts),
         cmocka_unit_test(test_harden_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,13 +13,14 @@
 
 struct ttlv_chunk {
     struct ttlv_chunk *next;
-    size_t used;
-    struct ttlv items[TTLV_CHUNK_ITEMS];
+    size_t used, cap;
+    struct ttlv items[];
 };
 
 struct ttlv_doc {
     struct ttlv_chunk *chunks;
     size_t items;
+    size_t first_chunk; /* size of the first chunk: what the message can hold */
     struct ttlv *root;
     struct ttlv_limits limits;
 };
@@ -27,9 +28,13 @@ struct ttlv_doc {
 static vs_result ttlv_doc_alloc(struct ttlv_doc *d, struct ttlv **out)
 {
     ENSURE(d->items < d->limits.max_items, ERR_TTLV_TOO_MANY);
-    if (d->chunks == NULL || d->chunks->used == TTLV_CHUNK_ITEMS) {
-        struct ttlv_chunk *c = calloc(1, sizeof(*c));
+    if (d->chunks == NULL || d->chunks->used == d->chunks->cap) {
+        /* A message of n bytes holds at most n/8 items: small messages (an
+         * attribute value) get a small first chunk. */
+        size_t cap = d->chunks == NULL ? d->first_chunk : TTLV_CHUNK_ITEMS;
+        struct ttlv_chunk *c = calloc(1, sizeof(*c) + cap * sizeof(c->items[0]));
         ENSURE(c != NULL, ERR_NOMEM);
+        c->cap = cap;
         c->next = d->chunks;
         d->chunks = c;
     }
@@ -252,6 +257,8 @@ vs_result ttlv_decode(const uint8_t *msg, size_t len, const struct ttlv_limits *
     d = calloc(1, sizeof(*d));
     ENSURE(d != NULL, ERR_NOMEM);
     d->limits = limits != NULL ? *limits : defaults;
+    d->first_chunk =
+        len / TTLV_HEADER_LEN + 1 < TTLV_CHUNK_ITEMS ? len / TTLV_HEADER_LEN + 1 : TTLV_CHUNK_ITEMS;
     buf_view(&b, msg, len);
 
     GUARD_OUT(ttlv_doc_alloc(d, &d->root));

@@ -44,6 +44,30 @@ static void kms_audit(struct kms_worker_ctx *w, const struct kms_principal *who,
     w->audit(w->audit_ctx, &it);
 }
 
+bool kms_request_is_quick(const uint8_t *msg, size_t len)
+{
+    struct kmip_request req;
+    bool quick;
+
+    if (!is_ok(kmip_request_parse(msg, len, NULL, &req)))
+        return false;
+    quick = req.item_count > 0;
+    for (size_t i = 0; i < req.item_count && quick; i++) {
+        switch (req.items[i].operation) {
+        case KMIP_OP_DISCOVER_VERSIONS:
+        case KMIP_OP_QUERY:
+        case KMIP_OP_GET:
+        case KMIP_OP_GET_ATTRIBUTES:
+        case KMIP_OP_GET_ATTRIBUTE_LIST:
+            break;
+        default:
+            quick = false;
+        }
+    }
+    kmip_request_free(&req);
+    return quick;
+}
+
 vs_result kms_dispatch(struct kms_worker_ctx *w, const struct kms_principal *who,
                        const uint8_t *msg, size_t len, int64_t now, struct buf *resp)
 {

@@ -47,4 +47,11 @@ void kms_worker_ctx_free(struct kms_worker_ctx *w);
 RESULT kms_dispatch(struct kms_worker_ctx *w, const struct kms_principal *who, const uint8_t *msg,
                     size_t len, int64_t now, struct buf *resp) __attribute__((nonnull(1, 2, 6)));
 
+/* Whether every item of the request is a quick read of at most one object
+ * (Discover Versions, Query, Get, Get Attributes, Get Attribute List): such
+ * a request may be answered on the event loop itself, sparing two thread
+ * hand-offs. False for anything that writes, may take long (Locate), or
+ * does not parse (the worker then writes the error). */
+bool kms_request_is_quick(const uint8_t *msg, size_t len);
+
 #endif

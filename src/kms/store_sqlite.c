@@ -62,7 +62,7 @@ struct kms_store {
 struct kms_store_reader {
     struct kms_store *store;
     sqlite3 *db;
-    sqlite3_stmt *load_object, *load_attrs;
+    sqlite3_stmt *load_object, *load_attrs, *begin, *commit;
 };
 
 /* --- SQLite helpers --- */
@@ -428,6 +428,8 @@ vs_result kms_store_reader_open(struct kms_store *s, struct kms_store_reader **o
                               "SELECT name, idx, value FROM attributes WHERE uid = ? "
                               "ORDER BY name, idx",
                               &r->load_attrs));
+    GUARD_OUT(kms_sql_prepare(r->db, "BEGIN", &r->begin));
+    GUARD_OUT(kms_sql_prepare(r->db, "COMMIT", &r->commit));
     *out = r;
     r = NULL;
 out:
@@ -441,6 +443,8 @@ void kms_store_reader_close(struct kms_store_reader **rp)
         return;
     sqlite3_finalize((*rp)->load_object);
     sqlite3_finalize((*rp)->load_attrs);
+    sqlite3_finalize((*rp)->begin);
+    sqlite3_finalize((*rp)->commit);
     sqlite3_close((*rp)->db);
     free(*rp);
     *rp = NULL;
@@ -458,7 +462,9 @@ vs_result kms_store_load(struct kms_store_reader *r, const char *uid, struct kms
     *out = NULL;
     ENSURE(strlen(uid) < KMS_UID_MAX, ERR_NOT_FOUND);
     /* One read transaction: the row and its attributes from one snapshot. */
-    GUARD(kms_sql_exec(r->db, "BEGIN"));
+    sqlite3_reset(r->begin);
+    if (sqlite3_step(r->begin) != SQLITE_DONE)
+        return SQL_FAIL(r->db, "begin");
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
     step = sqlite3_step(st);
@@ -511,7 +517,9 @@ out:
                    uid);
     sqlite3_reset(st);
     sqlite3_reset(at);
-    (void)sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_reset(r->commit);
+    (void)sqlite3_step(r->commit);
+    sqlite3_reset(r->commit);
     kms_object_free(&obj);
     return rc;
 }

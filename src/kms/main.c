@@ -122,13 +122,14 @@ static int cmd_init(const struct kms_args *a)
     } else if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0') {
         snprintf(host, sizeof(host), "localhost");
     }
-    /* The root key first: everything else can be made again, it cannot. */
+    /* The PKI first: it checks the host name, and a mistake there must
+     * leave nothing behind that blocks a second try. */
     if (!is_ok(kms_config_load(a->data_dir, &cfg)))
         return kms_fail("reading the defaults");
-    if (!is_ok(kms_rootkey_create_file(cfg.root_key_path)))
-        return kms_fail("creating the root key");
     if (kms_path(path, a->data_dir, "pki") != 0 || !is_ok(pki_init(path, host)))
         return kms_fail("creating the development PKI");
+    if (!is_ok(kms_rootkey_create_file(cfg.root_key_path)))
+        return kms_fail("creating the root key");
     struct kms_rootkey *rk = NULL;
     struct kms_store *store = NULL;
     if (!is_ok(kms_rootkey_open_file(cfg.root_key_path, &rk)) ||
@@ -266,6 +267,9 @@ static const struct kms_command kms_commands[] = {
 int main(int argc, char **argv)
 {
     struct kms_args a;
+
+    /* Everything vmseal-kms creates (store, WAL, audit, keys) is its own. */
+    umask(077);
 
     if (argc < 2)
         return kms_usage(stderr);

@@ -64,7 +64,7 @@ struct kms_server {
     struct event_base *base;
     SSL_CTX *ssl;
     struct evconnlistener *listener;
-    struct event *done_ev, *sig_term, *sig_int;
+    struct event *done_ev, *sig_term, *sig_int, *sig_hup;
     struct kms_conn *conns;
     unsigned conn_count;
     /* For quick reads answered on the loop's own thread. */
@@ -441,6 +441,16 @@ static void kms_listener_error(struct evconnlistener *l, void *arg)
     log_warn("accept failed", LOG_S("reason", evutil_socket_error_to_string(e)));
 }
 
+/* There is nothing to reload without a restart; do not die of a SIGHUP
+ * (a closed terminal, a careless reload). */
+static void kms_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    log_warn("SIGHUP ignored: restart vmseal-kms to apply a changed configuration");
+}
+
 static void kms_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct kms_server *s = arg;
@@ -513,9 +523,15 @@ vs_result kms_server_run(const struct kms_config *cfg, struct kms_store *store,
     signal(SIGPIPE, SIG_IGN);
 
     ENSURE_OUT(evthread_use_pthreads() == 0, ERR_INTERNAL);
-    if (evutil_parse_sockaddr_port(cfg->listen, (struct sockaddr *)&addr, &addr_len) != 0) {
+    /* libevent accepts a missing port as port 0 (a random one): refuse. */
+    const char *colon = strrchr(cfg->listen, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (colon == NULL || end == colon + 1 || *end != '\0' || port < 1 || port > 65535 ||
+        evutil_parse_sockaddr_port(cfg->listen, (struct sockaddr *)&addr, &addr_len) != 0) {
         rc = RAISE(ERR_CONFIG_VALUE);
-        err_detail("listen address \"%s\" is not HOST:PORT", cfg->listen);
+        err_detail("listen address \"%s\" is not IP:PORT (e.g. 127.0.0.1:5696, [::]:5696)",
+                   cfg->listen);
         goto out;
     }
     GUARD_OUT(kms_tls_context(cfg, &s.ssl));
@@ -524,7 +540,9 @@ vs_result kms_server_run(const struct kms_config *cfg, struct kms_store *store,
     s.done_ev = event_new(s.base, -1, EV_PERSIST | EV_READ, kms_done_cb, &s);
     s.sig_term = evsignal_new(s.base, SIGTERM, kms_signal, &s);
     s.sig_int = evsignal_new(s.base, SIGINT, kms_signal, &s);
-    ENSURE_OUT(s.done_ev && s.sig_term && s.sig_int, ERR_NOMEM);
+    s.sig_hup = evsignal_new(s.base, SIGHUP, kms_sighup, &s);
+    ENSURE_OUT(s.done_ev && s.sig_term && s.sig_int && s.sig_hup, ERR_NOMEM);
+    event_add(s.sig_hup, NULL);
     event_add(s.done_ev, NULL);
     event_add(s.sig_term, NULL);
     event_add(s.sig_int, NULL);
@@ -577,6 +595,8 @@ out:
         event_free(s.sig_term);
     if (s.sig_int)
         event_free(s.sig_int);
+    if (s.sig_hup)
+        event_free(s.sig_hup);
     if (s.base)
         event_base_free(s.base);
     SSL_CTX_free(s.ssl);

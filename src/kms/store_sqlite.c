@@ -109,6 +109,7 @@ static RESULT kms_sql_open(const char *path, bool create, sqlite3 **out)
                                     "PRAGMA synchronous=FULL;"
                                     "PRAGMA foreign_keys=ON;"
                                     "PRAGMA temp_store=MEMORY;"
+                                    "PRAGMA secure_delete=ON;"
                                     "PRAGMA cache_size=-32768;"
                                     "PRAGMA busy_timeout=10000;");
     if (!is_ok(rc)) {
@@ -333,6 +334,63 @@ vs_result kms_store_update(struct kms_store *s, struct kms_object *obj)
     return kms_store_write(s, obj, false);
 }
 
+/* --- the root key check --- */
+
+/* A record sealed under the root key when the store is created, opened on
+ * every start: a store served with the wrong root key (a restore that
+ * mixed backups, a replaced key file) refuses to start instead of failing
+ * every request. */
+static const char kms_check_aad[] = "vmseal-kms root key check v1";
+
+static RESULT kms_store_check_root_key(struct kms_store *s)
+{
+    vs_result rc = OK_RESULT;
+    sqlite3_stmt *st = NULL;
+    struct buf sealed, out;
+
+    GUARD(buf_alloc(&sealed, 0, 256));
+    GUARD_OUT(buf_alloc_secret(&out, 0, 64));
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'root_key_check'", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc = SQL_FAIL(s->db, "root key check");
+        goto out;
+    }
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const char *hex = (const char *)sqlite3_column_text(st, 0);
+        GUARD_OUT(hex != NULL ? buf_write_hex(&sealed, hex) : RAISE(ERR_AUTH));
+        rc = kms_rootkey_open(s->rk, kms_check_aad, sizeof(kms_check_aad), buf_data(&sealed),
+                              buf_len(&sealed), &out);
+        if (rc.code == ERR_AUTH) {
+            err_detail("the root key is not the one this store was created with: "
+                       "check [root_key] path and your backups");
+            goto out;
+        }
+        GUARD_OUT(rc);
+    } else if (step == SQLITE_DONE) {
+        char hex[256];
+        sqlite3_finalize(st);
+        st = NULL;
+        GUARD_OUT(kms_rootkey_seal(s->rk, kms_check_aad, sizeof(kms_check_aad), "ok", 2, &sealed));
+        GUARD_OUT(hex_encode(buf_data(&sealed), buf_len(&sealed), hex, sizeof(hex)));
+        if (sqlite3_prepare_v2(s->db, "INSERT INTO meta VALUES ('root_key_check', ?)", -1, &st,
+                               NULL) != SQLITE_OK) {
+            rc = SQL_FAIL(s->db, "root key check");
+            goto out;
+        }
+        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = SQL_FAIL(s->db, "root key check");
+    } else {
+        rc = SQL_FAIL(s->db, "root key check");
+    }
+out:
+    sqlite3_finalize(st);
+    buf_free(&sealed);
+    buf_free(&out);
+    return rc;
+}
+
 /* --- open and close --- */
 
 vs_result kms_store_open(const char *path, const struct kms_rootkey *rk, struct kms_store **out)
@@ -351,6 +409,7 @@ vs_result kms_store_open(const char *path, const struct kms_rootkey *rk, struct 
     ENSURE_OUT(s->path != NULL, ERR_NOMEM);
     GUARD_OUT(kms_sql_open(path, true, &s->db));
     GUARD_OUT(kms_sql_exec(s->db, kms_schema));
+    GUARD_OUT(kms_store_check_root_key(s));
     GUARD_OUT(kms_sql_prepare(s->db,
                               "INSERT INTO objects (uid, owner, object_type, version, sealed) "
                               "VALUES (?, ?, ?, ?, ?)",

@@ -181,7 +181,8 @@ static void test_tampering_is_detected(void **state)
         assert_non_null(strstr(err_last()->detail, "fails authentication"));
     }
 
-    /* The same database under another root key opens nothing. */
+    /* The same database under another root key does not even open: the
+     * root key check record refuses it, before any request. */
     o = make_key("fine", "alice", 9);
     assert_ok(kms_store_insert(s, o));
     kms_object_free(&o);
@@ -190,9 +191,14 @@ static void test_tampering_is_detected(void **state)
     assert_ok(kms_rootkey_open_file(other_key, &other));
     kms_store_reader_close(&r);
     kms_store_close(&s);
-    assert_ok(kms_store_open(dbpath, other, &s));
+    assert_err(kms_store_open(dbpath, other, &s), ERR_AUTH);
+    assert_null(s);
+    assert_non_null(strstr(err_last()->detail, "not the one this store was created with"));
+    /* And with the right one it still does. */
+    assert_ok(kms_store_open(dbpath, rk, &s));
     assert_ok(kms_store_reader_open(s, &r));
-    assert_err(kms_store_load(r, "fine", &back), ERR_AUTH);
+    assert_ok(kms_store_load(r, "fine", &back));
+    kms_object_free(&back);
     kms_store_reader_close(&r);
     kms_store_close(&s);
     kms_rootkey_free(&other);

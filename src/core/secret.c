@@ -59,7 +59,8 @@ static void secret_cache_parent(void)
 
 static void secret_cache_child(void)
 {
-    memset(secret_cache.count, 0, sizeof(secret_cache.count));
+    for (size_t i = 0; i < SECRET_CACHE_PAGES; i++)
+        secret_cache.count[i] = 0;
     pthread_mutex_unlock(&secret_cache.mu);
 }
 
@@ -109,6 +110,17 @@ static struct secret_header *secret_header_of(const void *p)
     return (struct secret_header *)((uintptr_t)p - sizeof(struct secret_header));
 }
 
+/* Marks a region as holding a live allocation of len bytes. */
+static void secret_header_set(struct secret_header *h, size_t len, size_t map_len)
+{
+    h->canary = SECRET_CANARY;
+    h->len = len;
+    h->map_len = map_len;
+    h->canary2 = SECRET_CANARY ^ (uint64_t)len;
+    atomic_fetch_add(&secret_live_allocations, 1);
+    atomic_fetch_add(&secret_live_bytes, len);
+}
+
 vs_result secret_alloc(size_t len, void **out)
 {
     size_t page = secret_page_size();
@@ -131,13 +143,7 @@ vs_result secret_alloc(size_t len, void **out)
         pthread_mutex_unlock(&secret_cache.mu);
         if (p != NULL) {
             /* Wiped when it was freed; only the header changes. */
-            struct secret_header *h = secret_header_of(p);
-            h->canary = SECRET_CANARY;
-            h->len = len;
-            h->map_len = map_len;
-            h->canary2 = SECRET_CANARY ^ (uint64_t)len;
-            atomic_fetch_add(&secret_live_allocations, 1);
-            atomic_fetch_add(&secret_live_bytes, len);
+            secret_header_set(secret_header_of(p), len, map_len);
             *out = p;
             return OK_RESULT;
         }
@@ -176,14 +182,7 @@ vs_result secret_alloc(size_t len, void **out)
         return err_errno(e);
     }
 
-    struct secret_header *h = secret_header_of(base + page);
-    h->canary = SECRET_CANARY;
-    h->len = len;
-    h->map_len = map_len;
-    h->canary2 = SECRET_CANARY ^ (uint64_t)len;
-
-    atomic_fetch_add(&secret_live_allocations, 1);
-    atomic_fetch_add(&secret_live_bytes, len);
+    secret_header_set(secret_header_of(base + page), len, map_len);
     *out = base + page; /* fresh anonymous pages are zero */
     return OK_RESULT;
 }

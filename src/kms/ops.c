@@ -661,6 +661,22 @@ static vs_result kms_put_attr(struct kms_ctx *c, struct buf *out, const struct k
     return rc.code == ERR_UNSUPPORTED ? OK_RESULT : rc;
 }
 
+/* The end of every operation that changes an object: store it, answer
+ * with its Unique Identifier and, in 1.x, echo the attribute named (with
+ * the index it has now) when there is one. */
+static vs_result kms_commit(struct kms_ctx *c, struct kms_object *o, const char *echo,
+                            int32_t index, struct buf *out, struct kms_op_error *err)
+{
+    GUARD(kms_save(c, o, err));
+    GUARD(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
+    if (echo != NULL && !kmip_version_is_2(c->version)) {
+        const struct kms_attr_value *v = kms_object_find(o, echo, index);
+        if (v != NULL)
+            GUARD(kms_put_attr(c, out, v));
+    }
+    return OK_RESULT;
+}
+
 static vs_result op_get_attributes(struct kms_ctx *c, const struct ttlv *payload, struct buf *out,
                                    struct kms_op_error *err)
 {
@@ -781,14 +797,8 @@ static vs_result op_add_attribute(struct kms_ctx *c, const struct ttlv *payload,
         goto out;
     }
     GUARD_OUT(rc);
-    GUARD_OUT(kms_save(c, o, err));
-    GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
-    if (!kmip_version_is_2(c->version)) {
-        /* 1.x echoes the attribute with the index it got. */
-        const struct kms_attr_value *v = kms_object_find(o, a.name, index);
-        if (v != NULL)
-            GUARD_OUT(kms_put_attr(c, out, v));
-    }
+    /* 1.x echoes the attribute with the index it got. */
+    GUARD_OUT(kms_commit(c, o, a.name, index, out, err));
 out:
     return kms_finish(err, rc, &o);
 }
@@ -834,13 +844,7 @@ static vs_result op_modify_attribute(struct kms_ctx *c, const struct ttlv *paylo
         goto out;
     }
     GUARD_OUT(rc);
-    GUARD_OUT(kms_save(c, o, err));
-    GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
-    if (!kmip_version_is_2(c->version)) {
-        const struct kms_attr_value *v = kms_object_find(o, a.name, index);
-        if (v != NULL)
-            GUARD_OUT(kms_put_attr(c, out, v));
-    }
+    GUARD_OUT(kms_commit(c, o, a.name, index, out, err));
 out:
     return kms_finish(err, rc, &o);
 }
@@ -862,8 +866,7 @@ static vs_result op_set_attribute(struct kms_ctx *c, const struct ttlv *payload,
                           a.name);
     GUARD(kms_load(c, payload, &o, err));
     GUARD_OUT(kms_object_set(o, &a));
-    GUARD_OUT(kms_save(c, o, err));
-    GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
+    GUARD_OUT(kms_commit(c, o, NULL, 0, out, err));
 out:
     return kms_finish(err, rc, &o);
 }
@@ -910,8 +913,7 @@ static vs_result op_delete_attribute(struct kms_ctx *c, const struct ttlv *paylo
         goto out;
     }
     GUARD_OUT(rc);
-    GUARD_OUT(kms_save(c, o, err));
-    GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
+    GUARD_OUT(kms_commit(c, o, NULL, 0, out, err));
 out:
     return kms_finish(err, rc, &o);
 }
@@ -935,8 +937,7 @@ static vs_result op_activate(struct kms_ctx *c, const struct ttlv *payload, stru
     }
     GUARD_OUT(kms_object_set_enum(o, KMIP_TAG_STATE, KMIP_STATE_ACTIVE));
     GUARD_OUT(kms_object_set_date(o, KMIP_TAG_ACTIVATION_DATE, c->now));
-    GUARD_OUT(kms_save(c, o, err));
-    GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
+    GUARD_OUT(kms_commit(c, o, NULL, 0, out, err));
 out:
     return kms_finish(err, rc, &o);
 }
@@ -984,8 +985,7 @@ static vs_result op_revoke(struct kms_ctx *c, const struct ttlv *payload, struct
         GUARD_OUT(kms_object_set_date(o, KMIP_TAG_DEACTIVATION_DATE, c->now));
         GUARD_OUT(kms_object_set_enum(o, KMIP_TAG_STATE, KMIP_STATE_DEACTIVATED));
     }
-    GUARD_OUT(kms_save(c, o, err));
-    GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
+    GUARD_OUT(kms_commit(c, o, NULL, 0, out, err));
 out:
     return kms_finish(err, rc, &o);
 }
@@ -1018,8 +1018,7 @@ static vs_result op_destroy(struct kms_ctx *c, const struct ttlv *payload, struc
                                   state == KMIP_STATE_COMPROMISED ? KMIP_STATE_DESTROYED_COMPROMISED
                                                                   : KMIP_STATE_DESTROYED));
     GUARD_OUT(kms_object_set_date(o, KMIP_TAG_DESTROY_DATE, c->now));
-    GUARD_OUT(kms_save(c, o, err));
-    GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_UNIQUE_IDENTIFIER, o->uid, strlen(o->uid)));
+    GUARD_OUT(kms_commit(c, o, NULL, 0, out, err));
 out:
     return kms_finish(err, rc, &o);
 }

@@ -330,6 +330,14 @@ bool buf_overlaps(const struct buf *b, const void *p, size_t n)
     return lo < bhi && blo < hi;
 }
 
+void buf_rollback(struct buf *b, size_t len)
+{
+    if (!(b->flags & BUF_READONLY) && len <= b->len) {
+        vs_result rc = buf_truncate(b, len);
+        (void)rc; /* cannot fail: writable, and len <= b->len */
+    }
+}
+
 /* --- hexadecimal --- */
 
 static int hex_value(char c)

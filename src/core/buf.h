@@ -150,6 +150,11 @@ RESULT buf_truncate(struct buf *b, size_t len) __attribute__((nonnull));
  * input: growing b would free the memory the input points into. */
 bool buf_overlaps(const struct buf *b, const void *p, size_t n) __attribute__((nonnull(1)));
 
+/* Undoes everything written after the first len bytes (wiping it): how a
+ * function that fails half-way through appending leaves b as it found it.
+ * A len beyond what was written changes nothing. */
+void buf_rollback(struct buf *b, size_t len) __attribute__((nonnull));
+
 /* --- hexadecimal --- */
 
 /* Decodes a hex string (upper or lower case, even length, nothing else) and

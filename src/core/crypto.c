@@ -200,10 +200,9 @@ vs_result crypto_seal(const uint8_t key[CRYPTO_AES256_KEY_LEN], const void *aad,
     if (is_ok(rc))
         rc = crypto_gcm_seal(key, p, aad, aad_len, pt, len, p + CRYPTO_GCM_IV_LEN,
                              p + CRYPTO_GCM_IV_LEN + len);
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t; /* start <= len by construction */
-    }
+    if (!is_ok(rc))
+        buf_rollback(out, start);
+
     return rc;
 }
 
@@ -224,8 +223,7 @@ vs_result crypto_open(const uint8_t key[CRYPTO_AES256_KEY_LEN], const void *aad,
     rc = crypto_gcm_open(key, p, aad, aad_len, p + CRYPTO_GCM_IV_LEN, len,
                          p + CRYPTO_GCM_IV_LEN + len, pt);
     if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
+        buf_rollback(out, start);
         return rc;
     }
     return buf_skip(in, n);
@@ -275,10 +273,9 @@ vs_result crypto_kwp_wrap(const uint8_t *kek, size_t kek_len, const void *key, s
     ENSURE_OUT((size_t)n == want, ERR_INTERNAL);
 out:
     EVP_CIPHER_CTX_free(ctx);
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
-    }
+    if (!is_ok(rc))
+        buf_rollback(out, start);
+
     return rc;
 }
 
@@ -316,10 +313,9 @@ vs_result crypto_kwp_unwrap(const uint8_t *kek, size_t kek_len, const void *wrap
     GUARD_OUT(buf_truncate(out, start + (size_t)n));
 out:
     EVP_CIPHER_CTX_free(ctx);
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
-    }
+    if (!is_ok(rc))
+        buf_rollback(out, start);
+
     return rc;
 }
 

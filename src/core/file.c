@@ -170,10 +170,9 @@ vs_result file_read_all(const char *path, size_t limit, struct buf *out)
 out:
     secret_wipe(chunk, sizeof(chunk)); /* the file may hold a key */
     close(fd);
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
-    }
+    if (!is_ok(rc))
+        buf_rollback(out, start);
+
     return rc;
 }
 

@@ -68,11 +68,21 @@ static bool kmip_vendor_id_valid(const char *s, size_t n)
     return true;
 }
 
+bool kmip_attr_is_xy(const char *name)
+{
+    return (name[0] == 'x' || name[0] == 'y') && name[1] == '-';
+}
+
+bool kmip_attr_is_other_vendor(const char *name)
+{
+    return !kmip_attr_is_xy(name) && strchr(name, ':') != NULL;
+}
+
 bool kmip_attr_is_custom(const char *name)
 {
     const char *colon = strchr(name, ':');
 
-    if ((name[0] == 'x' || name[0] == 'y') && name[1] == '-' && name[2] != '\0')
+    if (kmip_attr_is_xy(name) && name[2] != '\0')
         return true;
     return colon != NULL && colon[1] != '\0' && kmip_vendor_id_valid(name, (size_t)(colon - name));
 }
@@ -208,7 +218,7 @@ static void kmip_attr_split(const char *name, const char **vendor, size_t *vlen,
 {
     const char *colon = strchr(name, ':');
 
-    if (colon != NULL && !((name[0] == 'x' || name[0] == 'y') && name[1] == '-')) {
+    if (colon != NULL && !kmip_attr_is_xy(name)) {
         *vendor = name;
         *vlen = (size_t)(colon - name);
         *rest = colon + 1;
@@ -237,8 +247,7 @@ vs_result kmip_attr_encode(struct buf *out, struct kmip_version v, const struct 
         GUARD_OUT(ttlv_enc_item_as(out, KMIP_TAG_ATTRIBUTE_VALUE, a->value));
         GUARD_OUT(ttlv_enc_end(out, mark));
     } else {
-        if (a->tag == 0 && strchr(a->name, ':') != NULL &&
-            !((a->name[0] == 'x' || a->name[0] == 'y') && a->name[1] == '-'))
+        if (a->tag == 0 && kmip_attr_is_other_vendor(a->name))
             BAIL(ERR_UNSUPPORTED); /* a 2.x vendor attribute has no 1.x name */
         GUARD_OUT(ttlv_enc_begin(out, KMIP_TAG_ATTRIBUTE, &mark));
         GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_ATTRIBUTE_NAME, a->name, strlen(a->name)));
@@ -248,10 +257,9 @@ vs_result kmip_attr_encode(struct buf *out, struct kmip_version v, const struct 
         GUARD_OUT(ttlv_enc_end(out, mark));
     }
 out:
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
-    }
+    if (!is_ok(rc))
+        buf_rollback(out, start);
+
     return rc;
 }
 
@@ -264,8 +272,7 @@ vs_result kmip_attr_encode_reference(struct buf *out, struct kmip_version v, con
     if (!kmip_version_is_2(v)) {
         if (tag == 0 && !kmip_attr_is_custom(name))
             BAIL(ERR_INVALID_ARG);
-        if (tag == 0 && strchr(name, ':') != NULL &&
-            !((name[0] == 'x' || name[0] == 'y') && name[1] == '-'))
+        if (tag == 0 && kmip_attr_is_other_vendor(name))
             BAIL(ERR_UNSUPPORTED);
         return ttlv_enc_text(out, KMIP_TAG_ATTRIBUTE_NAME, name, strlen(name));
     }
@@ -279,9 +286,8 @@ vs_result kmip_attr_encode_reference(struct buf *out, struct kmip_version v, con
     GUARD_OUT(ttlv_enc_text(out, KMIP_TAG_ATTRIBUTE_NAME, rest, strlen(rest)));
     GUARD_OUT(ttlv_enc_end(out, mark));
 out:
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
-    }
+    if (!is_ok(rc))
+        buf_rollback(out, start);
+
     return rc;
 }

@@ -47,6 +47,14 @@ struct kmip_attr_spec {
  * not know it as an attribute. */
 const struct kmip_attr_spec *kmip_attr_spec(uint32_t tag);
 
+/* Whether the name is in 1.x's custom form, "x-..." or "y-..." (2.x vendors
+ * x and y). */
+bool kmip_attr_is_xy(const char *name) __attribute__((nonnull));
+
+/* Whether the name is a 2.x vendor attribute of a vendor other than x and
+ * y ("VENDOR:NAME"), which has no 1.x name. */
+bool kmip_attr_is_other_vendor(const char *name) __attribute__((nonnull));
+
 /* Whether the name is a custom attribute name ("x-" or "y-" then at least
  * one character, or VENDOR:NAME). */
 bool kmip_attr_is_custom(const char *name);

@@ -21,6 +21,7 @@
 
 #include "core/crypto.h"
 #include "core/secret.h"
+#include "kmip/attr.h"
 #include "kmip/kmip_defs.h"
 
 #define KMIP_CLIENT_RESPONSE_MAX (4u << 20)
@@ -503,7 +504,7 @@ vs_result kmip_client_add_text(struct kmip_client *c, const char *uid, const cha
     GUARD(kmip_client_uid_payload(&b, uid));
     if (kmip_version_is_2(c->version)) {
         /* A 1.x custom "x-NAME" is the 2.x vendor attribute x / NAME. */
-        ENSURE((name[0] == 'x' || name[0] == 'y') && name[1] == '-', ERR_INVALID_ARG);
+        ENSURE(kmip_attr_is_xy(name), ERR_INVALID_ARG);
         GUARD(ttlv_enc_begin(&b, KMIP_TAG_NEW_ATTRIBUTE, &na));
         GUARD(ttlv_enc_begin(&b, KMIP_TAG_ATTRIBUTE, &m));
         GUARD(ttlv_enc_text(&b, KMIP_TAG_VENDOR_IDENTIFICATION, name, 1));

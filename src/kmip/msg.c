@@ -199,10 +199,9 @@ vs_result kmip_response_begin(struct kmip_response *r, struct buf *out, struct k
     GUARD_OUT(ttlv_enc_integer(out, KMIP_TAG_BATCH_COUNT, 0)); /* filled in at the end */
     GUARD_OUT(ttlv_enc_end(out, hdr));
 out:
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
-    }
+    if (!is_ok(rc))
+        buf_rollback(out, start);
+
     return rc;
 }
 
@@ -233,10 +232,9 @@ vs_result kmip_response_add(struct kmip_response *r, uint32_t operation, const u
     GUARD_OUT(ttlv_enc_end(out, item));
     r->batch_count++;
 out:
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
-    }
+    if (!is_ok(rc))
+        buf_rollback(out, start);
+
     return rc;
 }
 

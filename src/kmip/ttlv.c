@@ -422,10 +422,9 @@ static vs_result ttlv_enc_raw(struct buf *out, uint32_t tag, enum ttlv_type type
         rc = buf_write_bytes(out, p, len);
     if (is_ok(rc))
         rc = buf_write_zeros(out, ttlv_padded(len) - len);
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
-    }
+    if (!is_ok(rc))
+        buf_rollback(out, start);
+
     return rc;
 }
 
@@ -449,8 +448,7 @@ vs_result ttlv_enc_begin(struct buf *out, uint32_t tag, size_t *mark)
     vs_result rc = ttlv_enc_header(out, tag, TTLV_STRUCTURE, 0);
 
     if (!is_ok(rc)) {
-        vs_result t = buf_truncate(out, start);
-        (void)t;
+        buf_rollback(out, start);
         return rc;
     }
     *mark = start;
@@ -530,8 +528,7 @@ vs_result ttlv_enc_item_as(struct buf *out, uint32_t tag, const struct ttlv *it)
         for (const struct ttlv *c = it->v.children.first; c != NULL; c = c->next) {
             vs_result rc = ttlv_enc_item(out, c);
             if (!is_ok(rc)) {
-                vs_result t = buf_truncate(out, mark);
-                (void)t;
+                buf_rollback(out, mark);
                 return rc;
             }
         }

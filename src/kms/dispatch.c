@@ -172,9 +172,8 @@ vs_result kms_dispatch(struct kms_worker_ctx *w, const struct kms_principal *who
 out:
     buf_reset(&w->scratch);
     kmip_request_free(&req);
-    if (!is_ok(rc)) {
-        vs_result t = buf_truncate(resp, start);
-        (void)t;
-    }
+    if (!is_ok(rc))
+        buf_rollback(resp, start);
+
     return rc;
 }

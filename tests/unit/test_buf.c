@@ -194,6 +194,25 @@ static void test_patch_and_truncate(void **state)
     buf_free(&b);
 }
 
+static void test_rollback(void **state)
+{
+    struct buf b, v;
+    (void)state;
+
+    assert_ok(buf_alloc(&b, 0, 64));
+    assert_ok(buf_write_u32(&b, 0x01020304));
+    assert_ok(buf_write_u32(&b, 0xffffffff));
+    buf_rollback(&b, 4);
+    assert_int_equal(buf_len(&b), 4);
+    assert_int_equal(buf_data(&b)[4], 0); /* what was dropped is wiped */
+    buf_rollback(&b, 10);                 /* beyond what was written: nothing */
+    assert_int_equal(buf_len(&b), 4);
+    buf_view(&v, buf_data(&b), 4);
+    buf_rollback(&v, 0); /* a read-only view is never changed */
+    assert_int_equal(buf_len(&v), 4);
+    buf_free(&b);
+}
+
 static void test_peek_does_not_move(void **state)
 {
     static const uint8_t data[] = {0, 0, 1, 0, 5};
@@ -286,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_growable_buffer_limit),
         cmocka_unit_test(test_alloc_refuses_bad_limits),
         cmocka_unit_test(test_patch_and_truncate),
+        cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_peek_does_not_move),
         cmocka_unit_test(test_hex_codec),
         cmocka_unit_test(test_secret_buffer_grows_in_secret_memory),

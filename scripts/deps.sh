@@ -22,6 +22,15 @@ packages=(
   python3 python3-pytest python3-pykmip
   # tests that check system-call order (durability of atomic writes)
   strace
+  # the vmseal CLI speaks HTTP to vmseald (Unix socket, later HTTPS)
+  libcurl4-openssl-dev
+  # VMs: QEMU (TCG here, KVM where usable), qemu-img, UEFI firmware, vTPM
+  qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
+  # interop checks of our LUKS1 images
+  cryptsetup-bin
+  # the test guest, built at test time: kernel, busybox initramfs, a unified
+  # kernel image (systemd's EFI stub) on a FAT EFI system partition
+  linux-image-amd64 busybox-static systemd-boot-efi mtools dosfstools fdisk
 )
 
 missing=()

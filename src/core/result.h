@@ -85,7 +85,23 @@
     /* kms */                                                                  \
     X(STORE, "key store failure")                                              \
     X(CONFLICT, "the object was changed concurrently")                         \
-    X(KMIP_FAILED, "KMIP operation failed")
+    X(KMIP_FAILED, "KMIP operation failed")                                    \
+    /* disks (LUKS1: cryptsetup's on-disk format spec 1.2.3) */                \
+    X(LUKS_HEADER, "invalid or unsupported LUKS1 header")                      \
+    X(LUKS_KEY, "no LUKS key slot opens with this secret")                     \
+    X(DISK_FORMAT, "invalid or unsupported disk image")                        \
+    X(CHILD, "an external program failed")                                     \
+    X(CANCELLED, "the operation was cancelled")                                \
+    /* key providers */                                                        \
+    X(KEY_UNAVAILABLE, "the key cannot be fetched from its key provider")      \
+    X(KEY_STATE, "the key is not in a state that allows this use")             \
+    X(PROVIDER, "key provider failure")                                        \
+    /* VMs */                                                                  \
+    X(VM_STATE, "the VM's state does not allow this operation")                \
+    X(VM_LOCKED, "the VM is locked: its key cannot be fetched")                \
+    X(DESCRIPTOR, "invalid or tampered VM descriptor")                         \
+    X(JOURNAL, "invalid VM journal")                                           \
+    X(BUSY, "another operation is in progress on this object")
 
 enum err_code {
 #define VS_ERR_ENUM(name, msg) ERR_##name,

@@ -35,6 +35,11 @@ RESULT proc_args_add(struct proc_args *a, const char *arg) __attribute__((nonnul
 RESULT proc_args_addf(struct proc_args *a, const char *fmt, ...)
     __attribute__((nonnull, format(printf, 2, 3)));
 
+/* Hands fd (>= 3, not already added) to a: the child inherits it under the
+ * same number, and proc_args_free closes it. On error the caller still owns
+ * fd. */
+RESULT proc_args_add_fd(struct proc_args *a, int fd) __attribute__((nonnull));
+
 /* Makes a pipe holding `len` bytes of secret (len <= 4096), closes its
  * write end, and adds the read end to a; *fd_out gets its number, for
  * "/dev/fd/N". The data sits in the kernel's pipe buffer only. */
@@ -57,7 +62,6 @@ RESULT proc_run_ok(struct proc_args *a, int timeout_ms, struct buf *out)
 /* Starts a long-running child (QEMU, swtpm) in its own process group,
  * stdin from /dev/null, stdout and stderr appended to log_path (created
  * 0600). Does not wait. */
-RESULT proc_spawn(struct proc_args *a, const char *log_path, pid_t *pid)
-    __attribute__((nonnull));
+RESULT proc_spawn(struct proc_args *a, const char *log_path, pid_t *pid) __attribute__((nonnull));
 
 #endif

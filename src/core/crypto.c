@@ -372,7 +372,6 @@ static RESULT crypto_xts_run(EVP_CIPHER_CTX *ctx, uint64_t sector, size_t sector
                              const uint8_t *in, uint8_t *out, size_t len)
 {
     uint8_t iv[16];
-    int n;
 
     ENSURE(sector_size >= CRYPTO_XTS_BLOCK_LEN && sector_size <= CRYPTO_XTS_MAX_SECTOR &&
                sector_size % CRYPTO_XTS_BLOCK_LEN == 0,
@@ -386,8 +385,13 @@ static RESULT crypto_xts_run(EVP_CIPHER_CTX *ctx, uint64_t sector, size_t sector
         for (int i = 0; i < 8; i++)
             iv[i] = (uint8_t)(sector >> (8 * i));
         ENSURE_OSSL(EVP_CipherInit_ex2(ctx, NULL, NULL, iv, -1, NULL) == 1, "XTS iv");
-        ENSURE_OSSL(EVP_CipherUpdate(ctx, out + off, &n, in + off, (int)sector_size) == 1,
-                    "XTS update");
+        /* EVP_Cipher calls the provider's one-shot cipher function directly:
+         * EVP_CipherUpdate's bookkeeping around it cost a third of the time
+         * of a 512-byte sector. For a provider cipher it returns the number
+         * of bytes processed, or -1. */
+        ENSURE_OSSL(EVP_Cipher(ctx, out + off, in + off, (unsigned)sector_size) ==
+                        (int)sector_size,
+                    "XTS cipher");
     }
     return OK_RESULT;
 }

@@ -402,6 +402,12 @@ static RESULT luks1_new_uuid(char out[LUKS1_UUID_FIELD_LEN])
     return OK_RESULT;
 }
 
+vs_result luks1_passphrase(const uint8_t secret[LUKS1_SECRET_LEN],
+                           char out[LUKS1_PASSPHRASE_LEN + 1])
+{
+    return hex_encode(secret, LUKS1_SECRET_LEN, out, LUKS1_PASSPHRASE_LEN + 1);
+}
+
 /* A keyed XTS context over key material: the tweak counts sectors from the
  * start of the slot's material, which is encrypted like a payload whose
  * sector 0 is the slot's first sector (the spec's IV reference point for
@@ -409,9 +415,17 @@ static RESULT luks1_new_uuid(char out[LUKS1_UUID_FIELD_LEN])
 static RESULT luks1_slot_key(const uint8_t *secret, const struct luks1_slot *s, uint8_t *derived,
                              struct crypto_xts **x)
 {
-    GUARD(crypto_pbkdf2_sha256(secret, LUKS1_SECRET_LEN, s->salt, sizeof(s->salt), s->iterations,
-                               derived, LUKS1_MASTER_KEY_LEN));
-    return crypto_xts_new(derived, x);
+    char *pass = NULL;
+    vs_result rc = OK_RESULT;
+
+    GUARD(secret_alloc(LUKS1_PASSPHRASE_LEN + 1, (void **)&pass));
+    GUARD_OUT(luks1_passphrase(secret, pass));
+    GUARD_OUT(crypto_pbkdf2_sha256(pass, LUKS1_PASSPHRASE_LEN, s->salt, sizeof(s->salt),
+                                   s->iterations, derived, LUKS1_MASTER_KEY_LEN));
+    rc = crypto_xts_new(derived, x);
+out:
+    secret_free((void **)&pass);
+    return rc;
 }
 
 vs_result luks1_format(int fd, const uint8_t master_key[LUKS1_MASTER_KEY_LEN],

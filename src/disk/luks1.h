@@ -5,8 +5,11 @@
  * vmseal's disks are LUKS1 raw images: cipher aes, mode xts-plain64, a
  * 512-bit master key (the disk's DEK: XTS-AES-256), hash sha256, one active
  * key slot (slot 0) opened by the disk secret (CRYPTO_AES256_KEY_LEN random
- * bytes, used as the LUKS passphrase verbatim). QEMU's luks driver,
- * qemu-img and cryptsetup open them with that secret.
+ * bytes). The LUKS passphrase is the secret written as 64 lower-case hex
+ * digits (luks1_passphrase): QEMU reads LUKS passphrases as UTF-8 text only
+ * ("Data from secret ... is not valid UTF-8" for raw bytes, and a NUL would
+ * end it), so the raw bytes cannot be the passphrase. QEMU's luks driver,
+ * qemu-img and cryptsetup open the disks with that passphrase.
  *
  * Why our own writer: `qemu-img create -f luks` calibrates PBKDF2 by reading
  * thread CPU time and fails about half the time here; cryptsetup needs root
@@ -33,8 +36,9 @@
 
 #define LUKS1_SECTOR_SIZE 512
 #define LUKS1_HEADER_SIZE 592
-#define LUKS1_MASTER_KEY_LEN CRYPTO_XTS_KEY_LEN /* 64: XTS-AES-256 */
-#define LUKS1_SECRET_LEN CRYPTO_AES256_KEY_LEN  /* 32: the disk secret */
+#define LUKS1_MASTER_KEY_LEN CRYPTO_XTS_KEY_LEN     /* 64: XTS-AES-256 */
+#define LUKS1_SECRET_LEN CRYPTO_AES256_KEY_LEN      /* 32: the disk secret */
+#define LUKS1_PASSPHRASE_LEN (2 * LUKS1_SECRET_LEN) /* 64 hex digits */
 #define LUKS1_STRIPES 4000
 #define LUKS1_KEY_MATERIAL_OFFSET 8 /* sectors */
 #define LUKS1_PAYLOAD_OFFSET 4096   /* sectors */
@@ -50,8 +54,14 @@ struct luks1_info {
     char cipher_mode[32];          /* "xts-plain64" */
     char hash_spec[32];            /* "sha256" */
     char uuid[LUKS1_UUID_LEN + 1];
-    unsigned active_slots;         /* bit i set: key slot i is enabled */
+    unsigned active_slots; /* bit i set: key slot i is enabled */
 };
+
+/* Writes the LUKS passphrase of `secret` (64 lower-case hex digits and a
+ * NUL) into out, which should be secret memory: what goes to QEMU (through a
+ * pipe) and to cryptsetup (--key-file, no newline). */
+RESULT luks1_passphrase(const uint8_t secret[LUKS1_SECRET_LEN], char out[LUKS1_PASSPHRASE_LEN + 1])
+    __attribute__((nonnull));
 
 /*
  * Writes a LUKS1 header for `master_key` with key slot 0 opened by

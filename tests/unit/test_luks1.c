@@ -452,9 +452,24 @@ static void test_tampered_key_slot(void **state)
     secret_free((void **)&got);
 }
 
+/* The passphrase QEMU and cryptsetup are given: the secret in lower-case
+ * hex, nothing else (no newline). */
+static void test_passphrase(void **state)
+{
+    uint8_t s[LUKS1_SECRET_LEN];
+    char p[LUKS1_PASSPHRASE_LEN + 1];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(s); i++)
+        s[i] = (uint8_t)(i * 0x11 + 0x0a);
+    assert_ok(luks1_passphrase(s, p));
+    assert_string_equal(p, "0a1b2c3d4e5f708192a3b4c5d6e7f8091a2b3c4d5e6f8091a2b3c4d5e6f70819");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_passphrase),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_secret, setup, teardown),

@@ -41,7 +41,9 @@
 #include "core/buf.h"
 #include "core/result.h"
 
-#define KEYPROV_NAME_MAX 64   /* provider names: [A-Za-z0-9._-], 1..63 chars */
+/* provider names: [A-Za-z0-9._-], 1..63 chars, the first a letter or a
+ * digit (a name is also a directory: never "." or "..") */
+#define KEYPROV_NAME_MAX 64
 #define KEYPROV_KEY_ID_MAX 128
 #define KEYPROV_MAX_SERVERS 8
 #define KEYPROV_KEK_LEN 32
@@ -114,7 +116,10 @@ RESULT keyprov_backup(struct keyprov *kp, const char *name, const void *passphra
 /* Restores a backup as a native provider (under the name it was backed up
  * with, or `name` when not NULL). ERR_AUTH for a wrong passphrase or a
  * tampered file; ERR_EXISTS if a provider with that name exists and holds
- * a different root. name_out, when not NULL, receives the name used. */
+ * a different root, or if the same provider is on this host already under
+ * another name. ERR_INVALID_ARG for a file that is no backup at all,
+ * ERR_UNSUPPORTED for a newer format. name_out, when not NULL, receives
+ * the name used. */
 RESULT keyprov_restore(struct keyprov *kp, const void *file, size_t file_len,
                        const void *passphrase, size_t passphrase_len, const char *name,
                        char name_out[KEYPROV_NAME_MAX]) __attribute__((nonnull(1, 2, 4)));
@@ -128,7 +133,8 @@ RESULT keyprov_new_kek(struct keyprov *kp, const char *provider,
 
 /* Makes sure the KEK is cached (fetching it if needed). ERR_KEY_UNAVAILABLE
  * ("key provider P: key K: <why>") when it cannot be fetched;
- * ERR_NOT_FOUND when the provider does not exist. */
+ * ERR_KEY_STATE when it was destroyed; ERR_NOT_FOUND when the provider
+ * does not exist. */
 RESULT keyprov_fetch(struct keyprov *kp, const struct keyprov_ref *ref) __attribute__((nonnull));
 
 /* True if the KEK is in the cache (no network). */

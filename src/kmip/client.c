@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -67,6 +68,99 @@ void kmip_client_free(struct kmip_client **cp)
     *cp = NULL;
 }
 
+/* --- PEM texts in memory (kmip_client_config.*_pem) --- */
+
+/* After a loop of PEM_read_bio_X509: whether it stopped at the end of the
+ * text (OpenSSL reports that as "no start line") rather than at a block
+ * that does not parse. Empties OpenSSL's error queue either way. */
+static bool kmip_client_pem_ended(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    bool ended = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+    ERR_clear_error();
+    return ended;
+}
+
+/* Never prompts: an encrypted key is refused rather than read from a tty. */
+static int kmip_client_no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+/* Every certificate in pem becomes a trust anchor; at least one is needed. */
+static vs_result kmip_client_load_ca_pem(SSL_CTX *ctx, const char *pem)
+{
+    vs_result rc = OK_RESULT;
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    X509 *x;
+    int n = 0;
+
+    ENSURE(bio != NULL, ERR_NOMEM);
+    while ((x = PEM_read_bio_X509(bio, NULL, kmip_client_no_password, NULL)) != NULL) {
+        int ok = X509_STORE_add_cert(store, x);
+        X509_free(x);
+        if (ok != 1) {
+            rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", "adding a CA certificate");
+            goto out;
+        }
+        n++;
+    }
+    if (!kmip_client_pem_ended() || n == 0) {
+        rc = RAISE(ERR_CRYPTO);
+        err_detail("the CA PEM text holds %s", n == 0 ? "no certificate" : "a damaged certificate");
+    }
+out:
+    BIO_free(bio);
+    return rc;
+}
+
+/* The first certificate is ours; any that follow are its chain. */
+static vs_result kmip_client_load_cert_pem(SSL_CTX *ctx, const char *pem)
+{
+    vs_result rc = OK_RESULT;
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *x;
+
+    ENSURE(bio != NULL, ERR_NOMEM);
+    x = PEM_read_bio_X509(bio, NULL, kmip_client_no_password, NULL);
+    if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1) {
+        rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", "loading the client certificate PEM");
+        goto out;
+    }
+    X509_free(x);
+    while ((x = PEM_read_bio_X509(bio, NULL, kmip_client_no_password, NULL)) != NULL) {
+        if (SSL_CTX_add0_chain_cert(ctx, x) != 1) { /* takes x on success */
+            rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", "adding a chain certificate");
+            goto out;
+        }
+    }
+    if (!kmip_client_pem_ended()) {
+        rc = RAISE(ERR_CRYPTO);
+        err_detail("a chain certificate after the client certificate does not parse");
+    }
+out:
+    X509_free(x);
+    BIO_free(bio);
+    return rc;
+}
+
+static vs_result kmip_client_load_key_pem(SSL_CTX *ctx, const char *pem)
+{
+    vs_result rc = OK_RESULT;
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *key;
+
+    ENSURE(bio != NULL, ERR_NOMEM);
+    key = PEM_read_bio_PrivateKey(bio, NULL, kmip_client_no_password, NULL);
+    if (key == NULL || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+        rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", "loading the client key PEM");
+    EVP_PKEY_free(key); /* the context keeps its own reference */
+    BIO_free(bio);
+    return rc;
+}
+
 vs_result kmip_client_new(const struct kmip_client_config *cfg, struct kmip_client **out)
 {
     vs_result rc = OK_RESULT;
@@ -74,7 +168,9 @@ vs_result kmip_client_new(const struct kmip_client_config *cfg, struct kmip_clie
 
     *out = NULL;
     ENSURE(cfg->server_count >= 1 && cfg->server_count <= KMIP_CLIENT_MAX_SERVERS, ERR_INVALID_ARG);
-    ENSURE(cfg->ca_file && cfg->cert_file && cfg->key_file, ERR_NULL_ARG);
+    ENSURE((cfg->ca_file || cfg->ca_pem) && (cfg->cert_file || cfg->cert_pem) &&
+               (cfg->key_file || cfg->key_pem),
+           ERR_NULL_ARG);
     c = calloc(1, sizeof(*c));
     ENSURE(c != NULL, ERR_NOMEM);
     c->fd = -1;
@@ -93,17 +189,27 @@ vs_result kmip_client_new(const struct kmip_client_config *cfg, struct kmip_clie
     ENSURE_OUT(c->ctx != NULL, ERR_NOMEM);
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-    if (SSL_CTX_load_verify_locations(c->ctx, cfg->ca_file, NULL) != 1) {
+    if (cfg->ca_pem != NULL)
+        GUARD_OUT(kmip_client_load_ca_pem(c->ctx, cfg->ca_pem));
+    else if (SSL_CTX_load_verify_locations(c->ctx, cfg->ca_file, NULL) != 1) {
         rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading CA", cfg->ca_file);
         goto out;
     }
-    if (SSL_CTX_use_certificate_chain_file(c->ctx, cfg->cert_file) != 1) {
+    if (cfg->cert_pem != NULL)
+        GUARD_OUT(kmip_client_load_cert_pem(c->ctx, cfg->cert_pem));
+    else if (SSL_CTX_use_certificate_chain_file(c->ctx, cfg->cert_file) != 1) {
         rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading certificate", cfg->cert_file);
         goto out;
     }
-    if (SSL_CTX_use_PrivateKey_file(c->ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(c->ctx) != 1) {
+    if (cfg->key_pem != NULL)
+        GUARD_OUT(kmip_client_load_key_pem(c->ctx, cfg->key_pem));
+    else if (SSL_CTX_use_PrivateKey_file(c->ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
         rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading key", cfg->key_file);
+        goto out;
+    }
+    if (SSL_CTX_check_private_key(c->ctx) != 1) {
+        rc =
+            CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", "the client key does not match the certificate");
         goto out;
     }
     *out = c;

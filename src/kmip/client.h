@@ -30,6 +30,14 @@ struct kmip_client_config {
     const char *ca_file;   /* trusted CA for the servers' certificates */
     const char *cert_file; /* our client certificate and key */
     const char *key_file;
+    /* The same as PEM text in memory (NUL-terminated), each used instead of
+     * its *_file when not NULL: for a caller that keeps the client key
+     * sealed and never writes it in clear. kmip_client_new loads them into
+     * its TLS context and keeps no pointer to them, so the caller may wipe
+     * and free them as soon as it returns. Keep key_pem in secret memory. */
+    const char *ca_pem;
+    const char *cert_pem;        /* the certificate, then any intermediates */
+    const char *key_pem;         /* unencrypted PEM private key */
     const char *server_name;     /* name to verify in server certificates; NULL: the host */
     struct kmip_version version; /* {0,0}: 1.4 */
     int timeout_ms;              /* connect and each I/O; 0: 10 s */

@@ -1,0 +1,270 @@
+/*
+ * keyprov_internal.h - what the files of src/keyprov share, and the few
+ * hooks the unit test uses to check the key hierarchy from outside (it
+ * recomputes KEKs from a provider root and scans files for key bytes).
+ * Not part of the contract: nothing outside src/keyprov and
+ * tests/unit/test_keyprov.c includes it.
+ *
+ * Locks, always taken in this order (a thread holding a later one never
+ * asks for an earlier one):
+ *
+ *   1. keyprov_provider.lock  one per provider: serializes its KMS calls,
+ *                             its lazy loading and its tombstone list
+ *   2. keyprov.lock           the registry: the provider list, the default,
+ *                             the backed-up flags and providers.json
+ *   3. the KEK cache's rwlock (cache.c), innermost
+ *
+ * Providers are never removed while the handle is open, so a provider
+ * pointer found under the registry lock stays valid after it is released.
+ */
+#ifndef VMSEAL_KEYPROV_KEYPROV_INTERNAL_H
+#define VMSEAL_KEYPROV_KEYPROV_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/result.h"
+#include "keyprov/keyprov.h"
+#include "kmip/client.h"
+
+#define KEYPROV_ROOT_LEN 32     /* a native provider's root: 256 random bits */
+#define KEYPROV_HOST_KEY_LEN 32 /* DATA_DIR/host.key */
+#define KEYPROV_UUID_LEN 36     /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+#define KEYPROV_SERVER_MAX 256  /* "host:port", with its NUL */
+#define KEYPROV_MAX_PROVIDERS 256
+#define KEYPROV_PEM_MAX (64u << 10) /* a CA bundle, a certificate chain, a key */
+
+/* HKDF-SHA256 info prefix of a native KEK; the key ID follows (RFC 5869
+ * §3.2: info binds the output to its use). No salt: the root is uniformly
+ * random, so extract with the zero salt is sound (RFC 5869 §3.1). */
+#define KEYPROV_NATIVE_KEK_INFO "vmseal native KEK v1"
+
+/* --- the host key (hostkey.c) --- */
+
+struct keyprov_hostkey;
+
+/* Loads DATA_DIR/host.key, creating it (32 random bytes, 0600, atomic
+ * write) when `create` is true and it does not exist. Refuses a file that
+ * is not 32 bytes or that group or others may access (ERR_PERM). Keeps
+ * only a sealing key derived from it, in secret memory. */
+RESULT keyprov_hostkey_load(const char *path, bool create, struct keyprov_hostkey **out)
+    __attribute__((nonnull));
+void keyprov_hostkey_free(struct keyprov_hostkey **hk);
+
+/* Seals pt for (purpose, name, id): AES-256-GCM under the host sealing
+ * key, the three strings bound as AAD so that a sealed file moved to
+ * another provider or use does not open. Appends a versioned blob to out. */
+RESULT keyprov_hostkey_seal(const struct keyprov_hostkey *hk, const char *purpose, const char *name,
+                            const char *id, const void *pt, size_t len, struct buf *out)
+    __attribute__((nonnull(1, 2, 3, 4, 7)));
+
+/* Opens what keyprov_hostkey_seal wrote, appending the plaintext to out (a
+ * secret buf). ERR_AUTH for a wrong host key, a tampered blob or other
+ * (purpose, name, id). */
+RESULT keyprov_hostkey_open(const struct keyprov_hostkey *hk, const char *purpose, const char *name,
+                            const char *id, const void *sealed, size_t sealed_len, struct buf *out)
+    __attribute__((nonnull));
+
+/* --- the KEK cache (cache.c): secret memory, thread-safe --- */
+
+struct keyprov_cache;
+
+RESULT keyprov_cache_new(struct keyprov_cache **out) __attribute__((nonnull));
+void keyprov_cache_free(struct keyprov_cache **cache);
+
+/* Adds or replaces the entry of (provider, key_id) with kek and its KMIP
+ * state (KMIP_STATE_*). */
+RESULT keyprov_cache_put(struct keyprov_cache *cache, const char *provider, const char *key_id,
+                         const uint8_t kek[KEYPROV_KEK_LEN], uint32_t state)
+    __attribute__((nonnull));
+
+/* Wipes and drops the entry if there is one. */
+void keyprov_cache_evict(struct keyprov_cache *cache, const char *provider, const char *key_id)
+    __attribute__((nonnull));
+
+bool keyprov_cache_has(struct keyprov_cache *cache, const char *provider, const char *key_id)
+    __attribute__((nonnull));
+
+/* Runs fn(arg, kek, state) on the cached KEK under the cache's read lock
+ * (so that an eviction cannot wipe it mid-use) and returns fn's result;
+ * ERR_NOT_FOUND, fn not called, when the key is not cached. fn must not
+ * call back into the cache. */
+typedef vs_result (*keyprov_cache_fn)(void *arg, const uint8_t kek[KEYPROV_KEK_LEN],
+                                      uint32_t state);
+RESULT keyprov_cache_use(struct keyprov_cache *cache, const char *provider, const char *key_id,
+                         keyprov_cache_fn fn, void *arg) __attribute__((nonnull(1, 2, 3, 4)));
+
+/* --- providers --- */
+
+struct keyprov_provider {
+    char name[KEYPROV_NAME_MAX];
+    enum keyprov_type type;
+    pthread_mutex_t lock; /* lock order: see the top of this file */
+
+    /* A provider whose files did not load at open (a damaged root, an
+     * unreadable tombstone list) stays listed and fails every use with the
+     * error it had, until a restore replaces it. */
+    bool broken;
+    struct err_state broken_error;
+
+    /* native */
+    char id[KEYPROV_UUID_LEN + 1]; /* random UUID, fixed at creation */
+    bool backed_up;                /* under keyprov.lock */
+    uint8_t *root;                 /* secret memory, KEYPROV_ROOT_LEN */
+    char (*tombstones)[KEYPROV_KEY_ID_MAX];
+    size_t tombstone_count;
+
+    /* standard */
+    size_t server_count;
+    char servers[KEYPROV_MAX_SERVERS][KEYPROV_SERVER_MAX];
+    struct kmip_client *client; /* connected lazily, under lock */
+};
+
+struct keyprov {
+    char *data_dir;
+    struct keyprov_hostkey *hostkey;
+    struct keyprov_cache *cache;
+    pthread_mutex_t lock; /* the registry (lock order: see the top) */
+    struct keyprov_provider **providers;
+    size_t provider_count;
+    char default_name[KEYPROV_NAME_MAX]; /* "" when there is none */
+};
+
+/* What each type of provider does; keyprov.c dispatches through a table
+ * of these. Each is called with the provider's lock held. */
+struct keyprov_type_ops {
+    const char *name; /* "native", "standard": providers.json's "type" */
+    RESULT (*new_kek)
+    (struct keyprov *kp, struct keyprov_provider *p, const struct keyprov_kek_purpose *purpose,
+     struct keyprov_ref *out);
+    RESULT (*fetch)(struct keyprov *kp, struct keyprov_provider *p, const char *key_id);
+    RESULT (*destroy)(struct keyprov *kp, struct keyprov_provider *p, const char *key_id);
+};
+
+extern const struct keyprov_type_ops keyprov_native_ops;
+extern const struct keyprov_type_ops keyprov_standard_ops;
+
+/* Paths under the data directory, into out (ERR_TOO_LARGE if they do not
+ * fit). file may be NULL for the provider's directory itself. */
+RESULT keyprov_path(const struct keyprov *kp, const char *provider, const char *file, char *out,
+                    size_t size) __attribute__((nonnull(1, 4)));
+
+/* A provider name as the contract allows it: [A-Za-z0-9._-], 1..63 bytes,
+ * starting with a letter or a digit (so never "." or ".." as a directory,
+ * never an option to the CLI). ERR_INVALID_ARG with a detail otherwise. */
+RESULT keyprov_check_name(const char *name) __attribute__((nonnull));
+
+/* "host:port" or "[v6]:port", with a port in 1..65535 and a host of
+ * letters, digits, '.', '-' (or hex digits and ':' in brackets).
+ * ERR_INVALID_ARG with a detail otherwise. */
+RESULT keyprov_check_server(const char *server) __attribute__((nonnull));
+
+/* A provider with its lock initialised and nothing else; and its release
+ * (wipes the root, closes the client). */
+RESULT keyprov_provider_new(struct keyprov_provider **out) __attribute__((nonnull));
+void keyprov_provider_free(struct keyprov_provider **p);
+
+/* A random (version 4) UUID in lower-case text form (RFC 9562 §5.4). */
+RESULT keyprov_uuid_v4(char out[KEYPROV_UUID_LEN + 1]) __attribute__((nonnull));
+bool keyprov_is_uuid(const char *s) __attribute__((nonnull));
+
+/* Raises ERR_KEY_UNAVAILABLE (or code) with "key provider P: key K: " and
+ * the detail of the error that was last raised on this thread (the cause)
+ * as the reason. */
+vs_result keyprov_raise_key(enum err_code code, const char *file, int line, const char *provider,
+                            const char *key_id) __attribute__((nonnull));
+#define KEYPROV_RAISE_KEY(code, provider, key_id) \
+    keyprov_raise_key((code), __FILE__, __LINE__, (provider), (key_id))
+
+/* --- providers.json (registry.c) --- */
+
+/* Reads DATA_DIR/providers.json into kp (providers without their secrets
+ * loaded). A missing file is an empty registry. ERR_PROVIDER with a detail
+ * naming the field for anything that is not exactly what
+ * keyprov_registry_save writes. Called once, at open. */
+RESULT keyprov_registry_load(struct keyprov *kp) __attribute__((nonnull));
+
+/* Writes kp's registry atomically, with default_name ("" for none) as the
+ * default. Call with kp->lock held. extra, when not NULL, is written as if
+ * it were in the list: a provider being added joins kp's list only once
+ * the file says so, and a change (default, backed-up flag) is made to kp
+ * only once it is on disk. */
+RESULT keyprov_registry_save(const struct keyprov *kp, const struct keyprov_provider *extra,
+                             const char *default_name) __attribute__((nonnull(1, 3)));
+
+/* --- native providers (native.c, backup.c) --- */
+
+/* Loads the sealed root and the tombstones of a native provider. */
+RESULT keyprov_native_load(struct keyprov *kp, struct keyprov_provider *p) __attribute__((nonnull));
+
+/* Creates p's root (32 random bytes) and seals it to its file. p->name
+ * and p->id are set. */
+RESULT keyprov_native_create_root(struct keyprov *kp, struct keyprov_provider *p)
+    __attribute__((nonnull));
+
+/* Seals root as p's root file (restore). */
+RESULT keyprov_native_store_root(struct keyprov *kp, struct keyprov_provider *p,
+                                 const uint8_t root[KEYPROV_ROOT_LEN]) __attribute__((nonnull));
+
+/* KEK = HKDF-SHA256(root, info = KEYPROV_NATIVE_KEK_INFO || key_id). */
+RESULT keyprov_native_derive(const uint8_t root[KEYPROV_ROOT_LEN], const char *key_id,
+                             uint8_t kek[KEYPROV_KEK_LEN]) __attribute__((nonnull));
+
+/* The backup file (backup.c). See keyprov_backup/keyprov_restore. */
+struct keyprov_backup_contents { /* always in secret memory */
+    char name[KEYPROV_NAME_MAX];
+    char id[KEYPROV_UUID_LEN + 1];
+    uint8_t root[KEYPROV_ROOT_LEN];
+};
+RESULT keyprov_backup_encode(const char *name, const char *id, const uint8_t root[KEYPROV_ROOT_LEN],
+                             const void *passphrase, size_t passphrase_len, struct buf *out)
+    __attribute__((nonnull));
+/* Decodes and authenticates a backup into *out (secret memory, which the
+ * caller frees with secret_free). */
+RESULT keyprov_backup_decode(const void *file, size_t file_len, const void *passphrase,
+                             size_t passphrase_len, struct keyprov_backup_contents **out)
+    __attribute__((nonnull));
+
+/* The backup file's scrypt parameters (RFC 7914): what is written, and the
+ * bounds a file is held to before any work is done for it. */
+#define KEYPROV_BACKUP_LOG2_N 15 /* N = 32768: 32 MiB with r = 8 */
+#define KEYPROV_BACKUP_R 8
+#define KEYPROV_BACKUP_P 1
+#define KEYPROV_BACKUP_LOG2_N_MIN 14
+#define KEYPROV_BACKUP_LOG2_N_MAX 20
+#define KEYPROV_BACKUP_R_MAX 32
+#define KEYPROV_BACKUP_P_MAX 16
+#define KEYPROV_BACKUP_MAXMEM ((uint64_t)256 << 20) /* 128 * r * N (+ p) */
+#define KEYPROV_BACKUP_WORK_MAX ((uint64_t)1 << 24) /* N * r * p */
+
+/* --- standard providers (standard.c) --- */
+
+/* A client for p's servers from PEM texts (key_pem in secret memory):
+ * checks that they parse and that the key matches the certificate. */
+RESULT keyprov_standard_connect(const struct keyprov_provider *p, const char *ca_pem,
+                                const char *cert_pem, const char *key_pem, struct kmip_client **out)
+    __attribute__((nonnull));
+
+/* Writes p's files: the PEMs, and the client key sealed under the host key. */
+RESULT keyprov_standard_store(struct keyprov *kp, const struct keyprov_provider *p,
+                              const char *ca_pem, const char *cert_pem, const char *key_pem)
+    __attribute__((nonnull));
+
+/* Discover Versions on a fresh connection to server i. p->lock held. */
+RESULT keyprov_standard_probe(struct keyprov *kp, struct keyprov_provider *p, size_t server)
+    __attribute__((nonnull));
+
+/* --- test hooks: the unit test reads secrets to check them from outside --- */
+
+/* Copies a native provider's root into out. */
+RESULT keyprov_test_native_root(struct keyprov *kp, const char *name, uint8_t out[KEYPROV_ROOT_LEN])
+    __attribute__((nonnull));
+
+/* Copies a cached KEK into out; ERR_NOT_FOUND when it is not cached. */
+RESULT keyprov_test_cached_kek(struct keyprov *kp, const struct keyprov_ref *ref,
+                               uint8_t out[KEYPROV_KEK_LEN]) __attribute__((nonnull));
+
+#endif

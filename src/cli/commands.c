@@ -1,0 +1,337 @@
+/*
+ * commands.c - the command table, `vmseal help`, and what the commands
+ * share. See cli.h.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli/cmd.h"
+#include "cli/output.h"
+
+#define B(id) CLI_BIT(id)
+
+/* clang-format off */
+const struct cli_command cli_commands[] = {
+    /* --- key providers --- */
+    {.name = "kp add-native", .args = "NAME", .synopsis = "",
+     .summary = "create a native key provider (keys generated and kept by vmseald)",
+     .help = "A native provider needs no key server: vmseald generates its keys and keeps them\n"
+             "wrapped on this host. Back it up (vmseal kp backup) before relying on it.",
+     .run = cli_cmd_kp_add_native, .min_args = 1, .max_args = 1},
+    {.name = "kp add-standard", .args = "NAME",
+     .synopsis = "--server HOST:PORT [--server HOST:PORT]... --ca FILE --cert FILE --key FILE",
+     .summary = "create a standard key provider (KMIP key servers)",
+     .help = "vmseald fetches keys from the KMIP servers over mutual TLS, trying them in the\n"
+             "order given. The PEM files are read here and their contents sent to vmseald;\n"
+             "the private key is held in locked memory and wiped after sending.",
+     .run = cli_cmd_kp_add_standard, .min_args = 1, .max_args = 1,
+     .options = B(SERVER) | B(CA) | B(CERT) | B(KEY),
+     .required = B(SERVER) | B(CA) | B(CERT) | B(KEY)},
+    {.name = "kp backup", .args = "NAME", .synopsis = "--to FILE [--passphrase-file FILE]",
+     .summary = "back up a native key provider into a new file, under a passphrase",
+     .help = "The passphrase is read from stdin (one line; asked twice, without echo, on a\n"
+             "terminal) or from the first line of --passphrase-file; never from the command\n"
+             "line or the environment. FILE is created with mode 0600 and never overwritten.",
+     .run = cli_cmd_kp_backup, .min_args = 1, .max_args = 1,
+     .options = B(TO) | B(PASSPHRASE_FILE), .required = B(TO)},
+    {.name = "kp restore", .args = "", .synopsis = "--from FILE [--name NAME] [--passphrase-file FILE]",
+     .summary = "restore a native key provider from a backup",
+     .help = "The passphrase is read as for kp backup. --name restores the provider under\n"
+             "another name than the one it was backed up with.",
+     .run = cli_cmd_kp_restore, .min_args = 0, .max_args = 0,
+     .options = B(FROM) | B(NAME) | B(PASSPHRASE_FILE), .required = B(FROM)},
+    {.name = "kp list", .args = "", .synopsis = "", .summary = "list the key providers",
+     .run = cli_cmd_kp_list},
+    {.name = "kp set-default", .args = "NAME", .synopsis = "",
+     .summary = "make NAME the provider used when none is named",
+     .run = cli_cmd_kp_set_default, .min_args = 1, .max_args = 1},
+
+    /* --- virtual machines --- */
+    {.name = "vm create", .args = "NAME",
+     .synopsis = "[--disk SIZE]... [--image FILE] [--encrypt [--provider P]] [--memory SIZE] "
+                 "[--cpus N]",
+     .summary = "create a VM",
+     .help = "SIZE is a number of bytes or a number with K, M, G or T (binary: 1G = 2^30).\n"
+             "--image names a guest image on vmseald's host (made absolute here) that becomes\n"
+             "the first disk; each --disk adds an empty disk after it. --encrypt encrypts the\n"
+             "VM from its creation, under a new key of --provider (default: the default\n"
+             "provider). Without --memory and --cpus, vmseald's defaults apply (256M, 1 CPU).",
+     .run = cli_cmd_vm_create, .min_args = 1, .max_args = 1,
+     .options = B(DISK) | B(IMAGE) | B(ENCRYPT) | B(PROVIDER) | B(MEMORY) | B(CPUS),
+     .needs = {{B(PROVIDER), B(ENCRYPT)}}},
+    {.name = "vm list", .args = "", .synopsis = "", .summary = "list the VMs",
+     .run = cli_cmd_vm_list},
+    {.name = "vm info", .args = "NAME", .synopsis = "", .summary = "show a VM",
+     .help = "With --json, prints the VM object itself (\"encrypted\" is a top-level key).",
+     .run = cli_cmd_vm_info, .min_args = 1, .max_args = 1},
+    {.name = "vm encrypt", .args = "NAME", .synopsis = "[--provider P]",
+     .summary = "encrypt a VM (powered off, without snapshots)",
+     .help = "Encrypts the VM's files and disks under a new key of --provider (default: the\n"
+             "default provider).",
+     .run = cli_cmd_vm_encrypt, .min_args = 1, .max_args = 1, .options = B(PROVIDER)},
+    {.name = "vm decrypt", .args = "NAME", .synopsis = "",
+     .summary = "decrypt a VM (powered off, without snapshots)",
+     .run = cli_cmd_vm_decrypt, .min_args = 1, .max_args = 1},
+    {.name = "vm clone", .args = "SRC DST",
+     .synopsis = "[--encrypt | --decrypt | --recrypt] [--provider P] [--instant]",
+     .summary = "clone a VM",
+     .help = "Without a mode the clone keeps the source's encryption (and its key).\n"
+             "--encrypt encrypts the clone of a plain VM, --decrypt gives a plain clone of an\n"
+             "encrypted one, --recrypt re-encrypts the clone under a new key; --provider picks\n"
+             "the new key's provider. --instant makes an instant clone that shares the\n"
+             "source's disks.",
+     .run = cli_cmd_vm_clone, .min_args = 2, .max_args = 2,
+     .options = B(ENCRYPT) | B(DECRYPT) | B(RECRYPT) | B(PROVIDER) | B(INSTANT),
+     .at_most_one = B(ENCRYPT) | B(DECRYPT) | B(RECRYPT),
+     .needs = {{B(PROVIDER), B(ENCRYPT) | B(RECRYPT)}}},
+    {.name = "vm rekey", .args = "NAME", .synopsis = "--shallow | --deep [--provider P]",
+     .summary = "give an encrypted VM a new key",
+     .help = "--shallow replaces the key encryption key only: the small wrapped secrets are\n"
+             "re-wrapped, no data is touched. --deep also replaces the disks' data keys: every\n"
+             "disk is re-encrypted (refused on a VM with snapshots). --provider moves the VM\n"
+             "to another provider's key.",
+     .run = cli_cmd_vm_rekey, .min_args = 1, .max_args = 1,
+     .options = B(SHALLOW) | B(DEEP) | B(PROVIDER), .exactly_one = B(SHALLOW) | B(DEEP)},
+    {.name = "vm snapshot create", .args = "NAME SNAP", .synopsis = "",
+     .summary = "take a snapshot of a VM", .run = cli_cmd_vm_snapshot_create,
+     .min_args = 2, .max_args = 2},
+    {.name = "vm snapshot delete", .args = "NAME SNAP", .synopsis = "",
+     .summary = "delete a snapshot (its changes are kept)", .run = cli_cmd_vm_snapshot_delete,
+     .min_args = 2, .max_args = 2},
+    {.name = "vm snapshot revert", .args = "NAME SNAP", .synopsis = "",
+     .summary = "revert a VM to a snapshot", .run = cli_cmd_vm_snapshot_revert,
+     .min_args = 2, .max_args = 2},
+    {.name = "vm power-on", .args = "NAME", .synopsis = "", .summary = "start a VM",
+     .run = cli_cmd_vm_power_on, .min_args = 1, .max_args = 1},
+    {.name = "vm power-off", .args = "NAME", .synopsis = "", .summary = "stop a VM",
+     .run = cli_cmd_vm_power_off, .min_args = 1, .max_args = 1},
+    {.name = "vm delete", .args = "NAME", .synopsis = "",
+     .summary = "delete a VM (its keys stay at their provider)",
+     .run = cli_cmd_vm_delete, .min_args = 1, .max_args = 1},
+    {.name = "vm template", .args = "NAME", .synopsis = "[--off]",
+     .summary = "mark a VM as a template (--off: unmark it)",
+     .run = cli_cmd_vm_template, .min_args = 1, .max_args = 1, .options = B(OFF)},
+
+    /* --- disks --- */
+    {.name = "disk add", .args = "NAME SIZE", .synopsis = "",
+     .summary = "add an empty disk to a VM (encrypted if the VM is)",
+     .run = cli_cmd_disk_add, .min_args = 2, .max_args = 2},
+    {.name = "disk export", .args = "NAME INDEX FILE", .synopsis = "",
+     .summary = "export a VM's disk as a new plain raw file",
+     .help = "FILE is a path on vmseald's host (made absolute here); vmseald creates it and\n"
+             "refuses to overwrite anything. The exported data is not encrypted.",
+     .run = cli_cmd_disk_export, .min_args = 3, .max_args = 3},
+
+    /* --- keys --- */
+    {.name = "key list", .args = "", .synopsis = "",
+     .summary = "list the keys in use, and which VMs use them", .run = cli_cmd_key_list},
+    {.name = "key destroy", .args = "VM|PROVIDER/KEYID", .synopsis = "",
+     .summary = "destroy a key (crypto-shredding: irreversible)",
+     .help = "Names the key by the VM that used it, or by PROVIDER/KEYID when the argument\n"
+             "holds a '/'. Refused while a VM that exists uses the key. Afterwards nothing\n"
+             "encrypted under the key, backups included, can be opened again.",
+     .run = cli_cmd_key_destroy, .min_args = 1, .max_args = 1},
+
+    /* --- tasks --- */
+    {.name = "task list", .args = "", .synopsis = "", .summary = "list the tasks, newest first",
+     .run = cli_cmd_task_list},
+    {.name = "task show", .args = "ID", .synopsis = "", .summary = "show a task",
+     .run = cli_cmd_task_show, .min_args = 1, .max_args = 1},
+
+    {.name = "help", .args = "[COMMAND]", .synopsis = "",
+     .summary = "show the commands, or one command's help", .run = cli_cmd_help,
+     .min_args = 0, .max_args = 3, .local = true},
+};
+/* clang-format on */
+
+const size_t cli_command_count = sizeof(cli_commands) / sizeof(cli_commands[0]);
+
+/* The groups `vmseal help` shows, by first word. */
+static const struct {
+    const char *word;
+    const char *title;
+} cli_groups[] = {
+    {"kp", "Key providers"}, {"vm", "Virtual machines"}, {"disk", "Disks"},
+    {"key", "Keys"},         {"task", "Tasks"},          {"help", "Help"},
+};
+
+/* --- help --- */
+
+/* "  vm create NAME [--disk SIZE]...   create a VM", the summary on a line
+ * of its own when the synopsis is long. */
+static void cli_print_line(FILE *f, const struct cli_command *c)
+{
+    enum { column = 32 };
+    char left[160];
+    int n = snprintf(left, sizeof(left), "%s%s%s%s%s", c->name, c->args[0] ? " " : "", c->args,
+                     c->synopsis[0] ? " " : "", c->synopsis);
+    if (n > column)
+        fprintf(f, "  %s\n  %-*s %s\n", left, column, "", c->summary);
+    else
+        fprintf(f, "  %-*s %s\n", column, left, c->summary);
+}
+
+void cli_print_usage(FILE *f, const struct cli_command *c)
+{
+    fprintf(f, "usage: vmseal %s%s%s%s%s [--json] [--socket PATH]\n", c->name,
+            c->args[0] ? " " : "", c->args, c->synopsis[0] ? " " : "", c->synopsis);
+}
+
+static void cli_print_all(FILE *f, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    for (size_t g = 0; g < sizeof(cli_groups) / sizeof(cli_groups[0]); g++) {
+        bool title = false;
+        size_t wlen = strlen(cli_groups[g].word);
+        for (size_t k = 0; k < cli_command_count; k++) {
+            const struct cli_command *c = &cli_commands[k];
+            if (strncmp(c->name, cli_groups[g].word, wlen) != 0 ||
+                (c->name[wlen] != ' ' && c->name[wlen] != '\0'))
+                continue;
+            if (plen > 0 && (strncmp(c->name, prefix, plen) != 0 || c->name[plen] != ' '))
+                continue;
+            if (!title)
+                fprintf(f, "\n%s:\n", cli_groups[g].title);
+            title = true;
+            cli_print_line(f, c);
+        }
+    }
+}
+
+vs_result cli_print_help(FILE *f, const char *const *words, unsigned nwords)
+{
+    char name[128] = "";
+    size_t n = 0;
+
+    for (unsigned w = 0; w < nwords; w++) {
+        int r = snprintf(name + n, sizeof(name) - n, "%s%s", w ? " " : "", words[w]);
+        ENSURE(r >= 0 && (size_t)r < sizeof(name) - n, ERR_NOT_FOUND);
+        n += (size_t)r;
+    }
+    if (nwords == 0) {
+        fprintf(f, "usage: vmseal [--socket PATH] [--json] COMMAND [ARGS]\n"
+                   "       vmseal --version\n\n"
+                   "vmseal is the command-line client of vmseald, the vmseal management server.\n"
+                   "Every command takes --json: stdout then holds the JSON answer only.\n");
+        cli_print_all(f, "");
+        fprintf(f, "\nvmseal help COMMAND shows a command's options.\n");
+        return OK_RESULT;
+    }
+    const struct cli_command *c = cli_command_find(name);
+    if (c == NULL) {
+        /* A group: "vm", "vm snapshot". */
+        bool any = false;
+        for (size_t k = 0; k < cli_command_count; k++)
+            if (strncmp(cli_commands[k].name, name, n) == 0 && cli_commands[k].name[n] == ' ')
+                any = true;
+        if (!any) {
+            vs_result rc = RAISE(ERR_NOT_FOUND);
+            err_detail("no command '%s' (vmseal help lists them)", name);
+            return rc;
+        }
+        fprintf(f, "usage: vmseal %s COMMAND [ARGS] [--json] [--socket PATH]\n", name);
+        cli_print_all(f, name);
+        return OK_RESULT;
+    }
+    cli_print_usage(f, c);
+    fprintf(f, "\n%s.\n", c->summary);
+    if (c->help != NULL)
+        fprintf(f, "\n%s\n", c->help);
+    fprintf(f, "\noptions:\n");
+    uint64_t opts = c->options | CLI_GLOBAL_OPTIONS;
+    for (int id = 0; id < CLI_OPT_COUNT_; id++) {
+        if (!((opts >> id) & 1))
+            continue;
+        char left[64];
+        snprintf(left, sizeof(left), "%s%s%s", cli_options[id].spelling,
+                 cli_options[id].metavar ? " " : "",
+                 cli_options[id].metavar ? cli_options[id].metavar : "");
+        fprintf(f, "  %-26s %s\n", left, cli_options[id].help);
+    }
+    return OK_RESULT;
+}
+
+/* --- shared by the commands --- */
+
+vs_result cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...)
+{
+    vs_result rc = RAISE(ERR_INVALID_ARG);
+    char detail[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    err_detail("%s", detail);
+    ctx->usage_error = true;
+    return rc;
+}
+
+vs_result cli_detail_prefix(const char *prefix)
+{
+    char why[sizeof(err_last()->detail)];
+    snprintf(why, sizeof(why), "%s", err_last()->detail);
+    return err_detail("%s: %s", prefix, why);
+}
+
+vs_result cli_usage_prefix(struct cli_ctx *ctx, const char *prefix)
+{
+    ctx->usage_error = true;
+    return cli_detail_prefix(prefix);
+}
+
+vs_result cli_path(char *out, size_t size, size_t n, ...)
+{
+    const char *seg[8];
+    va_list ap;
+
+    ENSURE(n <= sizeof(seg) / sizeof(seg[0]), ERR_INVALID_ARG);
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++)
+        seg[i] = va_arg(ap, const char *);
+    va_end(ap);
+    return cli_api_path(out, size, seg, n);
+}
+
+vs_result cli_emit_json(struct cli_ctx *ctx, const json_t *value)
+{
+    return cli_print_json(ctx->out, value);
+}
+
+json_t *cli_result_vm(json_t *result)
+{
+    json_t *vm;
+    if (result == NULL || !json_is_object(result))
+        return NULL;
+    vm = json_object_get(result, "vm");
+    if (json_is_object(vm))
+        return vm;
+    /* A bare vm object. */
+    if (json_is_string(json_object_get(result, "name")) &&
+        json_is_boolean(json_object_get(result, "encrypted")))
+        return result;
+    return NULL;
+}
+
+vs_result cli_report_vm_task(struct cli_ctx *ctx, json_t *result, const char *done)
+{
+    char safe[256], detail[256] = "";
+    json_t *vm;
+
+    if (ctx->json)
+        return cli_emit_json(ctx, result);
+    vm = cli_result_vm(result);
+    if (vm != NULL) {
+        json_t *encrypted;
+        const char *provider = NULL;
+        GUARD(cli_json_field(vm, "encrypted", CLI_JSON_BOOL, false, &encrypted));
+        GUARD(cli_json_string(vm, "provider", true, &provider));
+        if (json_is_true(encrypted))
+            snprintf(detail, sizeof(detail), " (encrypted, provider %s)",
+                     cli_sanitize(provider, safe, sizeof(safe)));
+        else
+            snprintf(detail, sizeof(detail), " (not encrypted)");
+    }
+    fprintf(ctx->out, "%s%s\n", cli_sanitize(done, safe, sizeof(safe)), detail);
+    return OK_RESULT;
+}

@@ -1,0 +1,614 @@
+/* vm.c - the host, VM locks, keys of a VM, sealed files, garbage
+ * collection, and the simple operations. See vm.h. */
+#include "vm/vm.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/crypto.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "core/secret.h"
+#include "disk/engine.h"
+#include "disk/image.h"
+#include "disk/luks1.h"
+#include "vm/host.h"
+
+#define VM_DEFAULT_MEMORY (256ull << 20)
+#define VM_MAX_MEMORY (1ull << 40)
+#define VM_MAX_CPUS 64
+#define VM_MAX_DISK_SIZE (64ull << 40)
+#define VM_CONFIG_MAX 65536
+#define VM_NVRAM_MAX (16u << 20)
+
+/* --- host ----------------------------------------------------------------- */
+
+static RESULT copy_setting(char *out, const char *value, const char *fallback)
+{
+    const char *v = value != NULL ? value : fallback;
+    ENSURE(strlen(v) < VM_PATH_MAX, ERR_TOO_LARGE);
+    memcpy(out, v, strlen(v) + 1);
+    return OK_RESULT;
+}
+
+RESULT vm_host_open(const struct vm_host_config *cfg, struct keyprov *kp, struct vm_host **out)
+{
+    vs_result rc = OK_RESULT;
+    struct vm_host *h = calloc(1, sizeof *h);
+    ENSURE(h != NULL, ERR_NOMEM);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->keys_mu, NULL);
+    h->kp = kp;
+    h->engine_threads = cfg->engine_threads;
+    ENSURE_OUT(cfg->data_dir != NULL, ERR_NULL_ARG);
+    GUARD_OUT(copy_setting(h->data_dir, cfg->data_dir, ""));
+    GUARD_OUT(vm_path(h->datastore, sizeof h->datastore, "%s/vms", h->data_dir));
+    GUARD_OUT(copy_setting(h->qemu, cfg->qemu, "qemu-system-x86_64"));
+    GUARD_OUT(copy_setting(h->ovmf_code, cfg->ovmf_code, "/usr/share/OVMF/OVMF_CODE_4M.fd"));
+    GUARD_OUT(copy_setting(h->ovmf_vars, cfg->ovmf_vars, "/usr/share/OVMF/OVMF_VARS_4M.fd"));
+    if (cfg->runtime_dir != NULL) {
+        GUARD_OUT(copy_setting(h->runtime_dir, cfg->runtime_dir, ""));
+    } else {
+        uint8_t digest[32];
+        char hex[17];
+        GUARD_OUT(crypto_sha256(h->data_dir, strlen(h->data_dir), digest));
+        GUARD_OUT(hex_encode(digest, 8, hex, sizeof hex));
+        GUARD_OUT(vm_path(h->runtime_dir, sizeof h->runtime_dir, "/dev/shm/vmseald-%s", hex));
+    }
+    GUARD_OUT(file_mkdir(h->data_dir, 0700));
+    GUARD_OUT(file_mkdir(h->datastore, 0700));
+    GUARD_OUT(file_mkdir(h->runtime_dir, 0700));
+    vm_power_scan(h);
+    vm_host_recover_all(h);
+    *out = h;
+    h = NULL;
+out:
+    if (h != NULL)
+        vm_host_close(&h);
+    return rc;
+}
+
+void vm_host_close(struct vm_host **hp)
+{
+    if (hp == NULL || *hp == NULL)
+        return;
+    struct vm_host *h = *hp;
+    pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->keys_mu);
+    free(h);
+    *hp = NULL;
+}
+
+/* --- locks ------------------------------------------------------------- */
+
+RESULT vm_lock(struct vm_host *h, const char *name)
+{
+    vs_result rc = OK_RESULT;
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->busy_count; i++) {
+        if (strcmp(h->busy[i], name) == 0) {
+            rc = RAISE(ERR_BUSY);
+            err_detail("another operation is in progress on VM '%s'", name);
+            goto out;
+        }
+    }
+    ENSURE_OUT(h->busy_count < VM_HOST_MAX_VMS, ERR_BUSY);
+    snprintf(h->busy[h->busy_count++], VM_NAME_MAX, "%s", name);
+out:
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+void vm_unlock(struct vm_host *h, const char *name)
+{
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->busy_count; i++) {
+        if (strcmp(h->busy[i], name) == 0) {
+            memmove(h->busy[i], h->busy[i + 1], (h->busy_count - i - 1) * VM_NAME_MAX);
+            h->busy_count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void set_locked(struct vm_host *h, const char *name, const char *reason)
+{
+    pthread_mutex_lock(&h->mu);
+    size_t i;
+    for (i = 0; i < h->locked_count; i++)
+        if (strcmp(h->locked[i].name, name) == 0)
+            break;
+    if (reason == NULL) {
+        if (i < h->locked_count) {
+            memmove(&h->locked[i], &h->locked[i + 1],
+                    (h->locked_count - i - 1) * sizeof h->locked[0]);
+            h->locked_count--;
+        }
+    } else if (i < h->locked_count || h->locked_count < VM_HOST_MAX_VMS) {
+        if (i == h->locked_count)
+            h->locked_count++;
+        snprintf(h->locked[i].name, sizeof h->locked[i].name, "%s", name);
+        snprintf(h->locked[i].reason, sizeof h->locked[i].reason, "%s", reason);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+bool vm_locked_reason(struct vm_host *h, const char *name, char *reason, size_t size)
+{
+    bool found = false;
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->locked_count && !found; i++) {
+        if (strcmp(h->locked[i].name, name) == 0) {
+            snprintf(reason, size, "%s", h->locked[i].reason);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return found;
+}
+
+/* --- keys of a VM -------------------------------------------------------- */
+
+RESULT vm_keys_alloc(struct vm_keys **out)
+{
+    return secret_alloc(sizeof(struct vm_keys), (void **)out);
+}
+
+void vm_keys_free(struct vm_keys **k)
+{
+    secret_free((void **)k);
+}
+
+const uint8_t *vm_keys_secret(const struct vm_keys *k, const char *id)
+{
+    for (size_t i = 0; i < k->count; i++)
+        if (strcmp(k->e[i].id, id) == 0)
+            return k->e[i].secret;
+    return NULL;
+}
+
+RESULT vm_keys_put(struct vm_keys *k, const char *id, const uint8_t secret[LUKS1_SECRET_LEN])
+{
+    for (size_t i = 0; i < k->count; i++) {
+        if (strcmp(k->e[i].id, id) == 0) {
+            memcpy(k->e[i].secret, secret, LUKS1_SECRET_LEN);
+            return OK_RESULT;
+        }
+    }
+    ENSURE(k->count < VM_MAX_LAYERS, ERR_TOO_LARGE);
+    snprintf(k->e[k->count].id, VM_LAYER_ID_MAX, "%s", id);
+    memcpy(k->e[k->count].secret, secret, LUKS1_SECRET_LEN);
+    k->count++;
+    return OK_RESULT;
+}
+
+/* Turns a key provider failure into "the VM is locked", naming the key. */
+static vs_result locked_error(struct vm_host *h, const struct vm_desc *d)
+{
+    char why[sizeof err_last()->detail];
+    snprintf(why, sizeof why, "%s", err_last()->detail);
+    char reason[256];
+    snprintf(reason, sizeof reason, "key provider '%s' cannot give key '%s'", d->key.provider,
+             d->key.key_id);
+    set_locked(h, d->name, reason);
+    RAISE(ERR_VM_LOCKED);
+    return err_detail("VM '%s' is locked: %s (%s)", d->name, reason, why);
+}
+
+RESULT vm_keys_open(struct vm_host *h, const struct vm_desc *d, const uint8_t tag[32],
+                    struct vm_keys **out)
+{
+    vs_result rc = OK_RESULT;
+    struct vm_keys *k = NULL;
+    GUARD(vm_keys_alloc(&k));
+    if (!d->encrypted) {
+        GUARD_OUT(vm_desc_verify(d, NULL, tag));
+        goto done;
+    }
+    rc = keyprov_fetch(h->kp, &d->key);
+    if (rc.code == ERR_KEY_UNAVAILABLE || rc.code == ERR_NOT_FOUND) {
+        rc = locked_error(h, d);
+        goto out;
+    }
+    GUARD_OUT(rc);
+    set_locked(h, d->name, NULL);
+    size_t len = 0;
+    GUARD_OUT(keyprov_unwrap(h->kp, &d->key, d->wrapped_file_key, d->wrapped_file_key_len,
+                             k->file_key, sizeof k->file_key, &len));
+    ENSURE_OUT(len == VM_FILE_KEY_LEN, ERR_DESCRIPTOR);
+    k->have_file_key = true;
+    GUARD_OUT(vm_desc_verify(d, k->file_key, tag));
+    for (size_t i = 0; i < d->layer_count; i++) {
+        const struct vm_layer *l = &d->layers[i];
+        if (l->wrapped_len == 0)
+            continue;
+        uint8_t *s = k->e[k->count].secret;
+        GUARD_OUT(keyprov_unwrap(h->kp, &d->key, l->wrapped_secret, l->wrapped_len, s,
+                                 LUKS1_SECRET_LEN, &len));
+        ENSURE_OUT(len == LUKS1_SECRET_LEN, ERR_DESCRIPTOR);
+        snprintf(k->e[k->count].id, VM_LAYER_ID_MAX, "%s", l->id);
+        k->count++;
+    }
+done:
+    *out = k;
+    k = NULL;
+out:
+    vm_keys_free(&k);
+    return rc;
+}
+
+RESULT vm_load(struct vm_host *h, const char *name, struct vm_desc *d, struct vm_keys **keys)
+{
+    uint8_t tag[32];
+    vs_result rc = vm_desc_load(h->datastore, name, d, tag);
+    if (rc.code == ERR_NOT_FOUND) {
+        RAISE(ERR_NOT_FOUND);
+        return err_detail("no VM named '%s'", name);
+    }
+    GUARD(rc);
+    return vm_keys_open(h, d, tag, keys);
+}
+
+RESULT vm_new_layer_secret(struct vm_host *h, struct vm_desc *d, struct vm_keys *k,
+                           struct vm_layer *l, uint8_t secret[LUKS1_SECRET_LEN])
+{
+    GUARD(crypto_random_key(secret, LUKS1_SECRET_LEN));
+    struct buf w;
+    buf_wrap(&w, l->wrapped_secret, sizeof l->wrapped_secret);
+    GUARD(keyprov_wrap(h->kp, &d->key, secret, LUKS1_SECRET_LEN, &w));
+    l->wrapped_len = buf_len(&w);
+    return vm_keys_put(k, l->id, secret);
+}
+
+/* --- sealed files -------------------------------------------------------- */
+
+static RESULT file_aad(const struct vm_desc *d, const char *kind, char *aad, size_t size)
+{
+    /* Binds a sealed file to its VM and its role: a config cannot be
+     * passed off as another VM's, or as an NVRAM. */
+    return vm_path(aad, size, "vmseal %s v1 %s", kind, d->uuid);
+}
+
+RESULT vm_seal_file(struct vm_host *h, const struct vm_desc *d, const struct vm_keys *k,
+                    const char *kind, const void *data, size_t len, char file_out[VM_FILE_MAX])
+{
+    vs_result rc = OK_RESULT;
+    char path[VM_PATH_MAX], aad[128];
+    struct buf b = {0};
+    GUARD(vm_path(file_out, VM_FILE_MAX, "%s/%s-%llu.%s", d->name, kind,
+                  (unsigned long long)d->generation + 1, d->encrypted ? "enc" : "plain"));
+    GUARD(vm_path(path, sizeof path, "%s/%s", h->datastore, file_out));
+    GUARD(buf_alloc(&b, len + CRYPTO_SEAL_OVERHEAD, len + CRYPTO_SEAL_OVERHEAD + 64));
+    if (d->encrypted) {
+        ENSURE_OUT(k->have_file_key, ERR_INTERNAL);
+        GUARD_OUT(file_aad(d, kind, aad, sizeof aad));
+        GUARD_OUT(crypto_seal(k->file_key, aad, strlen(aad), data, len, &b));
+    } else {
+        GUARD_OUT(buf_write_bytes(&b, data, len));
+    }
+    GUARD_OUT(file_write_atomic(path, buf_data(&b), buf_len(&b), 0600));
+out:
+    buf_free(&b);
+    return rc;
+}
+
+RESULT vm_open_file(struct vm_host *h, const struct vm_desc *d, const struct vm_keys *k,
+                    const char *kind, const char *file, struct buf *out)
+{
+    vs_result rc = OK_RESULT;
+    char path[VM_PATH_MAX], aad[128];
+    struct buf b = {0};
+    GUARD(vm_path(path, sizeof path, "%s/%s", h->datastore, file));
+    GUARD(buf_alloc(&b, 4096, VM_NVRAM_MAX + CRYPTO_SEAL_OVERHEAD));
+    GUARD_OUT(file_read_all(path, VM_NVRAM_MAX + CRYPTO_SEAL_OVERHEAD, &b));
+    if (d->encrypted) {
+        ENSURE_OUT(k->have_file_key, ERR_INTERNAL);
+        GUARD_OUT(file_aad(d, kind, aad, sizeof aad));
+        rc = crypto_open(k->file_key, aad, strlen(aad), &b, out);
+        if (rc.code == ERR_AUTH)
+            err_detail("%s of VM '%s' fails its integrity check", file, d->name);
+        GUARD_OUT(rc);
+    } else {
+        GUARD_OUT(buf_write_bytes(out, buf_data(&b), buf_len(&b)));
+    }
+out:
+    buf_free(&b);
+    return rc;
+}
+
+/* Re-seals a sealed file under new keys (or none): returns the new name. */
+RESULT vm_reseal(struct vm_host *h, const struct vm_desc *from, const struct vm_keys *from_keys,
+                 const struct vm_desc *to, const struct vm_keys *to_keys, const char *kind,
+                 const char *file, char out[VM_FILE_MAX])
+{
+    vs_result rc = OK_RESULT;
+    struct buf plain = {0};
+    if (file[0] == '\0') {
+        out[0] = '\0';
+        return OK_RESULT;
+    }
+    GUARD(buf_alloc_secret(&plain, 4096, VM_NVRAM_MAX));
+    GUARD_OUT(vm_open_file(h, from, from_keys, kind, file, &plain));
+    GUARD_OUT(vm_seal_file(h, to, to_keys, kind, buf_data(&plain), buf_len(&plain), out));
+out:
+    buf_free(&plain);
+    return rc;
+}
+
+/* --- config -------------------------------------------------------------- */
+
+RESULT vm_config_write(struct vm_host *h, struct vm_desc *d, const struct vm_keys *k,
+                       uint64_t memory, unsigned cpus)
+{
+    json_t *o = json_pack("{s:I, s:i}", "memory", (json_int_t)memory, "cpus", (int)cpus);
+    ENSURE(o != NULL, ERR_NOMEM);
+    char *text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(o);
+    ENSURE(text != NULL, ERR_NOMEM);
+    vs_result rc = vm_seal_file(h, d, k, "config", text, strlen(text), d->config_file);
+    free(text);
+    return rc;
+}
+
+RESULT vm_config_read(struct vm_host *h, const struct vm_desc *d, const struct vm_keys *k,
+                      uint64_t *memory, unsigned *cpus)
+{
+    vs_result rc = OK_RESULT;
+    struct buf b = {0};
+    json_t *o = NULL;
+    GUARD(buf_alloc(&b, 256, VM_CONFIG_MAX));
+    GUARD_OUT(vm_open_file(h, d, k, "config", d->config_file, &b));
+    o = json_loadb((const char *)buf_data(&b), buf_len(&b), JSON_REJECT_DUPLICATES, NULL);
+    json_t *m = json_object_get(o, "memory"), *c = json_object_get(o, "cpus");
+    if (!json_is_object(o) || json_object_size(o) != 2 || !json_is_integer(m) ||
+        !json_is_integer(c) || json_integer_value(m) <= 0 || json_integer_value(c) <= 0 ||
+        json_integer_value(c) > VM_MAX_CPUS) {
+        rc = RAISE(ERR_DESCRIPTOR);
+        err_detail("the configuration of VM '%s' is malformed", d->name);
+        goto out;
+    }
+    *memory = (uint64_t)json_integer_value(m);
+    *cpus = (unsigned)json_integer_value(c);
+out:
+    json_decref(o);
+    buf_free(&b);
+    return rc;
+}
+
+/* --- garbage collection: the VM directory holds what vm.json references -- */
+
+static bool referenced(const struct vm_desc *d, const char *entry)
+{
+    static const char *const fixed[] = {"vm.json", "journal", "console.log", NULL};
+    char ref[VM_FILE_MAX];
+    for (size_t i = 0; fixed[i] != NULL; i++)
+        if (strcmp(entry, fixed[i]) == 0)
+            return true;
+    if (snprintf(ref, sizeof ref, "%s/%s", d->name, entry) >= (int)sizeof ref)
+        return false;
+    if (strcmp(ref, d->config_file) == 0 || strcmp(ref, d->nvram_file) == 0)
+        return true;
+    for (size_t i = 0; i < d->layer_count; i++)
+        if (strcmp(ref, d->layers[i].file) == 0)
+            return true;
+    for (size_t i = 0; i < d->snapshot_count; i++)
+        if (strcmp(ref, d->snapshots[i].nvram_file) == 0)
+            return true;
+    return false;
+}
+
+RESULT vm_gc(struct vm_host *h, const struct vm_desc *d)
+{
+    char dir[VM_PATH_MAX];
+    GUARD(vm_path(dir, sizeof dir, "%s/%s", h->datastore, d->name));
+    DIR *dp = opendir(dir);
+    if (dp == NULL) {
+        RAISE(ERR_IO);
+        return err_errno(errno);
+    }
+    bool removed = false;
+    struct dirent *e;
+    while ((e = readdir(dp)) != NULL) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || strcmp(e->d_name, "..") == 0))
+            continue;
+        if (referenced(d, e->d_name))
+            continue;
+        if (unlinkat(dirfd(dp), e->d_name, 0) == 0) {
+            removed = true;
+            log_debug("removed unreferenced file", LOG_S("vm", d->name), LOG_S("file", e->d_name));
+        }
+    }
+    closedir(dp);
+    return removed ? file_fsync_dir(dir) : OK_RESULT;
+}
+
+/* --- JSON views ------------------------------------------------------------ */
+
+static bool chain_is_single_branch(const struct vm_desc *d)
+{
+    for (size_t i = 0; i < d->layer_count; i++)
+        if (vm_desc_children(d, d->layers[i].id) > 1)
+            return false;
+    return true;
+}
+
+bool vm_is_linked(const struct vm_desc *d)
+{
+    return d->instant_clone_of[0] != '\0' || d->dependent_count > 0;
+}
+
+bool vm_rekey_allowed(const struct vm_desc *d)
+{
+    return d->encrypted && !vm_is_linked(d) && chain_is_single_branch(d);
+}
+
+RESULT vm_to_json(struct vm_host *h, struct vm_desc *d, const struct vm_keys *k, json_t **out)
+{
+    vs_result rc = OK_RESULT;
+    json_t *o = NULL, *disks = NULL, *snaps = NULL;
+    char reason[256], path[VM_PATH_MAX];
+    bool locked = vm_locked_reason(h, d->name, reason, sizeof reason);
+    const char *state = vm_is_running(h, d->name) ? "running" : locked ? "locked" : "off";
+
+    GUARD(vm_path(path, sizeof path, "%s/%s/console.log", h->datastore, d->name));
+    o = json_pack("{s:s, s:s, s:b, s:s, s:o, s:b, s:o, s:b, s:b, s:s, s:s}", "name", d->name,
+                  "uuid", d->uuid, "encrypted", d->encrypted, "state", state, "locked_reason",
+                  locked ? json_string(reason) : json_null(), "template", d->template_,
+                  "instant_clone_of",
+                  d->instant_clone_of[0] ? json_string(d->instant_clone_of) : json_null(),
+                  "linked", vm_is_linked(d), "rekeyable", vm_rekey_allowed(d), "created",
+                  d->created, "console_log", path);
+    ENSURE_OUT(o != NULL, ERR_NOMEM);
+    json_object_set_new(o, "provider", d->encrypted ? json_string(d->key.provider) : json_null());
+    json_object_set_new(o, "key_id", d->encrypted ? json_string(d->key.key_id) : json_null());
+    json_t *deps = json_array();
+    for (size_t i = 0; i < d->dependent_count; i++)
+        json_array_append_new(deps, json_string(d->dependents[i]));
+    json_object_set_new(o, "dependents", deps);
+    if (k != NULL) {
+        uint64_t memory;
+        unsigned cpus;
+        GUARD_OUT(vm_config_read(h, d, k, &memory, &cpus));
+        json_object_set_new(o, "memory", json_integer((json_int_t)memory));
+        json_object_set_new(o, "cpus", json_integer(cpus));
+    } else {
+        json_object_set_new(o, "memory", json_null());
+        json_object_set_new(o, "cpus", json_null());
+    }
+    disks = json_array();
+    for (unsigned i = 0; disks != NULL && i < d->disk_count; i++) {
+        struct vm_layer *chain[DISK_CHAIN_MAX];
+        size_t n;
+        GUARD_OUT(vm_desc_chain(d, i, chain, &n));
+        json_t *layers = json_array();
+        for (size_t j = 0; layers != NULL && j < n; j++)
+            json_array_append_new(layers,
+                                  json_pack("{s:s, s:s, s:s, s:b}", "id", chain[j]->id, "file",
+                                            chain[j]->file, "format",
+                                            vm_format_name(chain[j]->format), "shared",
+                                            chain[j]->shared));
+        json_array_append_new(disks, json_pack("{s:i, s:I, s:b, s:o}", "index", (int)i, "size",
+                                                (json_int_t)d->disks[i].size, "encrypted",
+                                                d->encrypted, "layers", layers));
+    }
+    json_object_set_new(o, "disks", disks);
+    disks = NULL;
+    snaps = json_array();
+    for (size_t i = 0; snaps != NULL && i < d->snapshot_count; i++)
+        json_array_append_new(snaps, json_pack("{s:s, s:s}", "name", d->snapshots[i].name,
+                                               "created", d->snapshots[i].created));
+    json_object_set_new(o, "snapshots", snaps);
+    snaps = NULL;
+    *out = o;
+    o = NULL;
+out:
+    json_decref(o);
+    return rc;
+}
+
+RESULT vm_info(struct vm_host *h, const char *name, json_t **out)
+{
+    vs_result rc = OK_RESULT;
+    struct vm_desc *d = calloc(1, sizeof *d);
+    struct vm_keys *k = NULL;
+    uint8_t tag[32];
+    ENSURE(d != NULL, ERR_NOMEM);
+    GUARD_OUT(vm_check_name("VM", name));
+    rc = vm_desc_load(h->datastore, name, d, tag);
+    if (rc.code == ERR_NOT_FOUND) {
+        err_detail("no VM named '%s'", name);
+        goto out;
+    }
+    GUARD_OUT(rc);
+    /* A locked VM is still listed: only what needs its keys is missing. */
+    if (d->encrypted && !keyprov_is_cached(h->kp, &d->key)) {
+        char reason[256];
+        if (vm_locked_reason(h, name, reason, sizeof reason)) {
+            GUARD_OUT(vm_to_json(h, d, NULL, out));
+            goto out;
+        }
+    }
+    rc = vm_keys_open(h, d, tag, &k);
+    if (rc.code == ERR_VM_LOCKED) {
+        GUARD_OUT(vm_to_json(h, d, NULL, out));
+        goto out;
+    }
+    GUARD_OUT(rc);
+    GUARD_OUT(vm_to_json(h, d, k, out));
+out:
+    vm_keys_free(&k);
+    free(d);
+    return rc;
+}
+
+RESULT vm_list_names(struct vm_host *h, char (*names)[VM_NAME_MAX], size_t cap, size_t *count)
+{
+    DIR *dp = opendir(h->datastore);
+    if (dp == NULL) {
+        RAISE(ERR_IO);
+        return err_errno(errno);
+    }
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)) != NULL && n < cap) {
+        char path[VM_PATH_MAX];
+        struct stat st;
+        if (!is_ok(vm_check_name("VM", e->d_name))) {
+            err_clear();
+            continue;
+        }
+        if (!is_ok(vm_path(path, sizeof path, "%s/%s/vm.json", h->datastore, e->d_name)) ||
+            stat(path, &st) != 0)
+            continue;
+        size_t len = strlen(e->d_name);
+        memcpy(names[n++], e->d_name, len + 1); /* checked: shorter than VM_NAME_MAX */
+    }
+    closedir(dp);
+    /* Sorted, for a stable listing. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char t[VM_NAME_MAX];
+            memcpy(t, names[j], VM_NAME_MAX);
+            memcpy(names[j], names[j - 1], VM_NAME_MAX);
+            memcpy(names[j - 1], t, VM_NAME_MAX);
+        }
+    *count = n;
+    return OK_RESULT;
+}
+
+RESULT vm_list(struct vm_host *h, json_t **out)
+{
+    static char names[VM_HOST_MAX_VMS][VM_NAME_MAX];
+    static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+    size_t n = 0;
+    json_t *a = json_array();
+    ENSURE(a != NULL, ERR_NOMEM);
+    pthread_mutex_lock(&names_mu);
+    vs_result rc = vm_list_names(h, names, VM_HOST_MAX_VMS, &n);
+    for (size_t i = 0; is_ok(rc) && i < n; i++) {
+        json_t *v = NULL;
+        vs_result r = vm_info(h, names[i], &v);
+        if (is_ok(r)) {
+            json_array_append_new(a, v);
+        } else {
+            char msg[300];
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "name", names[i], "state",
+                                               "error", "error",
+                                               err_format(msg, sizeof msg)));
+            err_clear();
+        }
+    }
+    pthread_mutex_unlock(&names_mu);
+    if (!is_ok(rc)) {
+        json_decref(a);
+        return rc;
+    }
+    *out = a;
+    return OK_RESULT;
+}

@@ -51,7 +51,7 @@ static char *const proc_env[] = {(char *)"PATH=" PROC_PATH, (char *)"LC_ALL=C", 
 
 #define PROC_CAPTURE_MAX ((size_t)1 << 20)
 #define PROC_SECRET_MAX 4096 /* PIPE_BUF: one atomic write, fits any pipe */
-#define PROC_ARG_MAX 65536   /* one argument, e.g. a JSON image spec */
+#define PROC_ARG_MAX 131072  /* one argument with its NUL: Linux MAX_ARG_STRLEN */
 
 static vs_result proc_sys_fail(enum err_code code, const char *file, int line, const char *what)
 {

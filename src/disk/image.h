@@ -38,6 +38,12 @@ struct disk_layer {
     const uint8_t *secret; /* LUKS1_SECRET_LEN bytes of secret memory; NULL for plaintext */
 };
 
+/* The qemu-img program every function here runs: NULL restores the
+ * default ("qemu-img", searched in proc's fixed PATH). For tests, which put
+ * a fake qemu-img in its place (proc never uses the caller's PATH). Not
+ * thread-safe: set it before any other call. */
+void disk_image_set_qemu_img(const char *path);
+
 /* Creates an empty qcow2 overlay at path (O_EXCL semantics: fails if it
  * exists) on top of chain[0..n-1], of the chain's guest size. With secret
  * (not NULL) the overlay is LUKS-encrypted (qcow2 encrypt.format=luks) with
@@ -83,6 +89,15 @@ RESULT disk_image_guest_size(const struct disk_layer *chain, size_t n, uint64_t 
  * drive node "<node>", and appends to fds the pipe descriptors holding the
  * secrets (to be inherited). The caller spawns QEMU with proc_spawn and
  * closes the fds after.
+ *
+ * Names: layer i's secret is "<node>-s<i>"; its format node is "<node>" for
+ * the top layer (i = 0) and "<node>-l<i>" below, its file node
+ * "<node>-l<i>-file". Layers below the top are read-only. The -blockdev
+ * values are JSON, so any path is fine (no QemuOpts comma doubling). node:
+ * 1 to 20 characters [A-Za-z0-9_], starting with a letter. The device is
+ * "virtio-blk-pci,drive=<node>,id=<node>-dev", the last argument appended,
+ * without a bootindex: a caller that needs a boot order adds its own
+ * `-boot` or replaces that argument.
  */
 struct proc_args;
 RESULT disk_image_qemu_args(const struct disk_layer *chain, size_t n, const char *node,

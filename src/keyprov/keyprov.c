@@ -177,8 +177,11 @@ void keyprov_close(struct keyprov **kpp)
     if (kpp == NULL || *kpp == NULL)
         return;
     kp = *kpp;
+    struct keyprov_sigpipe sp;
+    keyprov_sigpipe_block(&sp); /* closing TLS connections writes */
     for (size_t i = 0; i < kp->provider_count; i++)
         keyprov_provider_free(&kp->providers[i]);
+    keyprov_sigpipe_restore(&sp);
     free(kp->providers);
     keyprov_cache_free(&kp->cache);
     keyprov_hostkey_free(&kp->hostkey);
@@ -328,9 +331,10 @@ out:
     return rc;
 }
 
-vs_result keyprov_add_standard(struct keyprov *kp, const char *name, const char *const *servers,
-                               size_t server_count, const char *ca_pem, const char *cert_pem,
-                               const char *key_pem)
+static vs_result keyprov_add_standard_unsafe(struct keyprov *kp, const char *name,
+                                             const char *const *servers, size_t server_count,
+                                             const char *ca_pem, const char *cert_pem,
+                                             const char *key_pem)
 {
     vs_result rc = OK_RESULT;
     struct keyprov_provider *p = NULL;
@@ -392,6 +396,19 @@ vs_result keyprov_add_standard(struct keyprov *kp, const char *name, const char 
 out:
     secret_free(&key);
     keyprov_provider_free(&p);
+    return rc;
+}
+
+vs_result keyprov_add_standard(struct keyprov *kp, const char *name, const char *const *servers,
+                               size_t server_count, const char *ca_pem, const char *cert_pem,
+                               const char *key_pem)
+{
+    struct keyprov_sigpipe sp;
+    vs_result rc;
+
+    keyprov_sigpipe_block(&sp);
+    rc = keyprov_add_standard_unsafe(kp, name, servers, server_count, ca_pem, cert_pem, key_pem);
+    keyprov_sigpipe_restore(&sp);
     return rc;
 }
 
@@ -464,14 +481,25 @@ vs_result keyprov_get_info(struct keyprov *kp, const char *name, struct keyprov_
 
 /* --- backup and restore --- */
 
-/* Locks p, refusing a broken provider (with the error it had). */
+/* Locks p for a use, refusing a broken provider (with the error it had).
+ * SIGPIPE stays blocked in this thread until keyprov_unlock: the use may
+ * reach a KMS (keyprov_internal.h). The saved mask lives in p, which only
+ * this thread touches while it holds the lock. */
 static vs_result keyprov_lock_usable(struct keyprov_provider *p)
 {
     pthread_mutex_lock(&p->lock);
-    if (!p->broken)
-        return OK_RESULT;
+    if (p->broken) {
+        pthread_mutex_unlock(&p->lock);
+        return err_restore(&p->broken_error);
+    }
+    keyprov_sigpipe_block(&p->sigpipe);
+    return OK_RESULT;
+}
+
+static void keyprov_unlock(struct keyprov_provider *p)
+{
+    keyprov_sigpipe_restore(&p->sigpipe);
     pthread_mutex_unlock(&p->lock);
-    return err_restore(&p->broken_error);
 }
 
 /* Sets p's backed-up flag, on disk first. */
@@ -509,7 +537,7 @@ vs_result keyprov_backup(struct keyprov *kp, const char *name, const void *passp
     }
     GUARD(keyprov_lock_usable(p));
     rc = keyprov_backup_encode(p->name, p->id, p->root, passphrase, passphrase_len, out);
-    pthread_mutex_unlock(&p->lock);
+    keyprov_unlock(p);
     GUARD(rc);
     return keyprov_mark_backed_up(kp, p);
 }
@@ -634,7 +662,7 @@ vs_result keyprov_new_kek(struct keyprov *kp, const char *provider,
     GUARD(keyprov_find(kp, provider, &p));
     GUARD(keyprov_lock_usable(p));
     rc = keyprov_ops[p->type]->new_kek(kp, p, purpose, out);
-    pthread_mutex_unlock(&p->lock);
+    keyprov_unlock(p);
     if (is_ok(rc))
         log_info("new KEK", LOG_S("provider", out->provider), LOG_S("key", out->key_id));
     return rc;
@@ -653,7 +681,7 @@ vs_result keyprov_fetch(struct keyprov *kp, const struct keyprov_ref *ref)
     /* Another thread may have fetched it while we waited for the lock. */
     if (!keyprov_cache_has(kp->cache, p->name, ref->key_id))
         rc = keyprov_ops[p->type]->fetch(kp, p, ref->key_id);
-    pthread_mutex_unlock(&p->lock);
+    keyprov_unlock(p);
     return rc;
 }
 
@@ -772,7 +800,7 @@ vs_result keyprov_destroy_key(struct keyprov *kp, const struct keyprov_ref *ref)
     GUARD(keyprov_find(kp, ref->provider, &p));
     GUARD(keyprov_lock_usable(p));
     rc = keyprov_ops[p->type]->destroy(kp, p, ref->key_id);
-    pthread_mutex_unlock(&p->lock);
+    keyprov_unlock(p);
     if (is_ok(rc))
         log_info("KEK destroyed", LOG_S("provider", ref->provider), LOG_S("key", ref->key_id));
     return rc;
@@ -790,7 +818,7 @@ vs_result keyprov_probe(struct keyprov *kp, const char *name, size_t server)
     }
     GUARD(keyprov_lock_usable(p));
     rc = keyprov_standard_probe(kp, p, server);
-    pthread_mutex_unlock(&p->lock);
+    keyprov_unlock(p);
     return rc;
 }
 
@@ -805,7 +833,7 @@ vs_result keyprov_test_native_root(struct keyprov *kp, const char *name,
     ENSURE(p->type == KEYPROV_NATIVE, ERR_INVALID_ARG);
     GUARD(keyprov_lock_usable(p));
     memcpy(out, p->root, KEYPROV_ROOT_LEN);
-    pthread_mutex_unlock(&p->lock);
+    keyprov_unlock(p);
     return OK_RESULT;
 }
 

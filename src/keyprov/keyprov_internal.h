@@ -21,6 +21,7 @@
 #define VMSEAL_KEYPROV_KEYPROV_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -97,12 +98,26 @@ typedef vs_result (*keyprov_cache_fn)(void *arg, const uint8_t kek[KEYPROV_KEK_L
 RESULT keyprov_cache_use(struct keyprov_cache *cache, const char *provider, const char *key_id,
                          keyprov_cache_fn fn, void *arg) __attribute__((nonnull(1, 2, 3, 4)));
 
+/* Writing to a connection the key server has closed raises SIGPIPE, whose
+ * default action kills the process; a library must not impose
+ * signal(SIGPIPE, SIG_IGN) on its caller. So every call that may reach a
+ * KMS (or close a TLS connection) runs with SIGPIPE blocked in the calling
+ * thread, and a SIGPIPE it raised is consumed before the mask is restored
+ * (the way libpq does it). */
+struct keyprov_sigpipe {
+    sigset_t old_mask;
+    bool was_pending;
+};
+void keyprov_sigpipe_block(struct keyprov_sigpipe *s) __attribute__((nonnull));
+void keyprov_sigpipe_restore(const struct keyprov_sigpipe *s) __attribute__((nonnull));
+
 /* --- providers --- */
 
 struct keyprov_provider {
     char name[KEYPROV_NAME_MAX];
     enum keyprov_type type;
-    pthread_mutex_t lock; /* lock order: see the top of this file */
+    pthread_mutex_t lock;           /* lock order: see the top of this file */
+    struct keyprov_sigpipe sigpipe; /* the holder's, while it holds lock */
 
     /* A provider whose files did not load at open (a damaged root, an
      * unreadable tombstone list) stays listed and fails every use with the
@@ -137,7 +152,7 @@ struct keyprov {
  * of these. Each is called with the provider's lock held. */
 struct keyprov_type_ops {
     const char *name; /* "native", "standard": providers.json's "type" */
-    RESULT (*new_kek)
+    RESULT(*new_kek)
     (struct keyprov *kp, struct keyprov_provider *p, const struct keyprov_kek_purpose *purpose,
      struct keyprov_ref *out);
     RESULT (*fetch)(struct keyprov *kp, struct keyprov_provider *p, const char *key_id);

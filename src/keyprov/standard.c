@@ -27,9 +27,12 @@
  * made with the provider's lock held, so calls to one provider are
  * serialized and calls to different providers are not.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/file.h"
 #include "core/log.h"
@@ -270,6 +273,31 @@ vs_result keyprov_standard_probe(struct keyprov *kp, struct keyprov_provider *p,
 
     GUARD(keyprov_standard_client(kp, p));
     return kmip_client_probe(p->client, server, &newest);
+}
+
+void keyprov_sigpipe_block(struct keyprov_sigpipe *s)
+{
+    sigset_t pipe_only, pending;
+
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &s->old_mask);
+    /* One that was pending before is the caller's, not ours to consume. */
+    s->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+}
+
+void keyprov_sigpipe_restore(const struct keyprov_sigpipe *s)
+{
+    sigset_t pipe_only, pending;
+    const struct timespec no_wait = {0, 0};
+
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    if (!s->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+        while (sigtimedwait(&pipe_only, NULL, &no_wait) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &s->old_mask, NULL);
 }
 
 const struct keyprov_type_ops keyprov_standard_ops = {

@@ -90,6 +90,10 @@ struct engine_worker {
     uint8_t *buf;
     struct crypto_xts *src_xts, *dst_xts;
     vs_result rc;
+    /* The last extent the source reported (engine_next_extent), in guest
+     * offsets: [known_from, known_data) is a hole, [known_data, known_hole)
+     * data; valid for offsets in [known_from, known_limit). */
+    uint64_t known_from, known_data, known_hole, known_limit;
 };
 
 /* --- small helpers --- */
@@ -169,39 +173,54 @@ static RESULT engine_write_fully(const struct engine_end *e, const uint8_t *p, s
 
 /* The first sector-aligned data extent [*data, *hole) of the source at or
  * after guest offset `from`, clipped to `end`; *data == end when there is
- * none. A sector that holds any data byte counts as data. */
-static RESULT engine_next_extent(const struct engine_job *job, uint64_t from, uint64_t end,
+ * none. A sector that holds any data byte counts as data.
+ *
+ * The answer of the file system is kept in the worker (w->known_*) and
+ * reused while the worker's chunks fall inside it: on tmpfs, SEEK_HOLE
+ * walks the page cache up to the next hole, so asking again for every chunk
+ * of a fully written disk would cost time quadratic in its size. */
+static RESULT engine_next_extent(struct engine_worker *w, uint64_t from, uint64_t end,
                                  uint64_t *data, uint64_t *hole)
 {
-    const struct engine_end *s = &job->src;
-    off_t d, h;
+    const struct engine_end *s = &w->job->src;
+    uint64_t size = w->job->guest_size;
 
-    if (!job->src_sparse) {
+    if (!w->job->src_sparse) {
         *data = from;
         *hole = end;
         return OK_RESULT;
     }
-    d = lseek(s->fd, (off_t)(s->base + from), SEEK_DATA);
-    if (d < 0) {
-        if (errno != ENXIO) /* ENXIO: only a hole (or the end of file) follows */
-            return ENGINE_FAIL_ERRNO(ERR_IO);
-        *data = *hole = end;
-        return OK_RESULT;
+    if (!(w->known_from <= from && from < w->known_limit)) {
+        off_t d = lseek(s->fd, (off_t)(s->base + from), SEEK_DATA), h;
+        if (d < 0) {
+            if (errno != ENXIO) /* ENXIO: only a hole (or the end of file) follows */
+                return ENGINE_FAIL_ERRNO(ERR_IO);
+            w->known_data = w->known_hole = size;
+            w->known_limit = UINT64_MAX;
+        } else {
+            /* d >= base + from: SEEK_DATA never goes backwards. */
+            w->known_data = ((uint64_t)d - s->base) / ENGINE_SECTOR * ENGINE_SECTOR;
+            if (w->known_data < from)
+                w->known_data = from;
+            if (w->known_data >= size) {
+                w->known_data = w->known_hole = size;
+                w->known_limit = UINT64_MAX;
+            } else {
+                h = lseek(s->fd, (off_t)(s->base + w->known_data), SEEK_HOLE);
+                if (h < 0)
+                    return ENGINE_FAIL_ERRNO(ERR_IO);
+                w->known_hole =
+                    ((uint64_t)h - s->base + ENGINE_SECTOR - 1) / ENGINE_SECTOR * ENGINE_SECTOR;
+                w->known_limit = w->known_hole;
+            }
+        }
+        w->known_from = from;
     }
-    /* d >= base + from: SEEK_DATA never goes backwards. */
-    *data = ((uint64_t)d - s->base) / ENGINE_SECTOR * ENGINE_SECTOR;
-    if (*data < from)
-        *data = from;
+    *data = from > w->known_data ? from : w->known_data;
+    *hole = w->known_hole < end ? w->known_hole : end;
     if (*data >= end) {
         *data = *hole = end;
-        return OK_RESULT;
     }
-    h = lseek(s->fd, (off_t)(s->base + *data), SEEK_HOLE);
-    if (h < 0)
-        return ENGINE_FAIL_ERRNO(ERR_IO);
-    *hole = ((uint64_t)h - s->base + ENGINE_SECTOR - 1) / ENGINE_SECTOR * ENGINE_SECTOR;
-    if (*hole > end)
-        *hole = end;
     return OK_RESULT;
 }
 
@@ -233,7 +252,7 @@ static RESULT engine_chunk_whole(struct engine_worker *w, uint64_t start, size_t
     uint64_t end = start + len, pos = start, data, hole;
 
     while (pos < end) {
-        GUARD(engine_next_extent(job, pos, end, &data, &hole));
+        GUARD(engine_next_extent(w, pos, end, &data, &hole));
         memset(w->buf + (pos - start), 0, (size_t)(data - pos));
         if (data < end)
             GUARD(
@@ -252,7 +271,7 @@ static RESULT engine_chunk_extents(struct engine_worker *w, uint64_t start, size
     uint64_t end = start + len, pos = start, data, hole;
 
     for (;;) {
-        GUARD(engine_next_extent(job, pos, end, &data, &hole));
+        GUARD(engine_next_extent(w, pos, end, &data, &hole));
         if (data >= end)
             return OK_RESULT;
         size_t n = (size_t)(hole - data);

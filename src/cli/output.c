@@ -42,9 +42,10 @@ char *cli_format_size(uint64_t bytes, char *out, size_t size)
     if (bytes % scale == 0) {
         snprintf(out, size, "%" PRIu64 " %s", bytes / scale, units[u]);
     } else {
-        /* Tenths, rounded down, in integers: no float surprises. */
+        /* Tenths, rounded down, in integers: no float surprises. The
+         * remainder is below 2^60, so ten times it fits. */
         uint64_t whole = bytes / scale;
-        uint64_t tenths = (bytes % scale) / (scale / 10);
+        uint64_t tenths = (bytes % scale) * 10 / scale;
         snprintf(out, size, "%" PRIu64 ".%" PRIu64 " %s", whole, tenths, units[u]);
     }
     return out;
@@ -159,8 +160,8 @@ void cli_table_free(struct cli_table **t)
 void cli_print_kv(FILE *f, const char *key, const char *value, int width)
 {
     char safe[1024];
-    fprintf(f, "%s:%*s%s\n", key, width > (int)strlen(key) ? width - (int)strlen(key) : 1, "",
-            cli_sanitize(value, safe, sizeof(safe)));
+    int pad = width - (int)strlen(key) - 1; /* the value starts at column `width` */
+    fprintf(f, "%s:%*s%s\n", key, pad > 0 ? pad : 1, "", cli_sanitize(value, safe, sizeof(safe)));
 }
 
 static int cli_json_to_file(const char *data, size_t len, void *user)

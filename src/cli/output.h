@@ -51,7 +51,7 @@ void cli_table_print(const struct cli_table *t, FILE *f) __attribute__((nonnull)
 /* Frees *t and sets it to NULL; accepts NULL. */
 void cli_table_free(struct cli_table **t);
 
-/* Prints "key:" padded to width, then the sanitized value, then a newline. */
+/* Prints "key:", spaces up to column width, the sanitized value and a newline. */
 void cli_print_kv(FILE *f, const char *key, const char *value, int width)
     __attribute__((nonnull(1, 2)));
 

@@ -39,15 +39,15 @@ int cli_report_failure(const struct cli_ctx *ctx, const struct cli_args *a, vs_r
     if (ctx->has_api_error) {
         if (ctx->json) {
             /* Scripts get the API's error object, on stderr as one line. */
+            char line[sizeof(ctx->api_error.message) * 2 + 128];
             json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", ctx->api_error.code, "message",
                                   ctx->api_error.message);
-            char *line = e != NULL ? json_dumps(e, JSON_COMPACT) : NULL;
-            if (line != NULL)
-                fprintf(ctx->err, "%s\n", line);
+            size_t n = e != NULL ? json_dumpb(e, line, sizeof(line), JSON_COMPACT) : 0;
+            if (n > 0 && n < sizeof(line))
+                fprintf(ctx->err, "%.*s\n", (int)n, line);
             else
                 fprintf(ctx->err, "vmseal: %s\n",
                         cli_sanitize(ctx->api_error.message, safe, sizeof(safe)));
-            free(line); /* from jansson's allocator, which is malloc underneath */
             json_decref(e);
         } else {
             fprintf(ctx->err, "vmseal: %s\n",

@@ -106,6 +106,11 @@ static vs_result cli_transport_fail(struct cli_transport *t, CURLcode code)
     vs_result rc = RAISE(ERR_IO);
 
     (void)curl_easy_getinfo(t->curl, CURLINFO_OS_ERRNO, &os_errno);
+    if (code == CURLE_WRITE_ERROR && t->too_large) {
+        rc = RAISE(ERR_TOO_LARGE);
+        err_detail("the answer of %s is larger than %zu bytes", t->description, CLI_ANSWER_LIMIT);
+        return rc;
+    }
     switch (code) {
     case CURLE_COULDNT_CONNECT:
         if (os_errno == ENOENT)
@@ -128,14 +133,6 @@ static vs_result cli_transport_fail(struct cli_transport *t, CURLcode code)
     case CURLE_GOT_NOTHING:
         err_detail("%s closed the connection without answering", t->description);
         break;
-    case CURLE_WRITE_ERROR:
-        if (t->too_large) {
-            rc = RAISE(ERR_TOO_LARGE);
-            err_detail("the answer of %s is larger than %zu bytes", t->description,
-                       CLI_ANSWER_LIMIT);
-            break;
-        }
-        /* fall through */
     default:
         err_detail("talking to %s: %s", t->description,
                    t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));

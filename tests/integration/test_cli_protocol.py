@@ -1,0 +1,802 @@
+"""The vmseal CLI's side of vmseald's API (docs/api.md), against a fake
+server: a small HTTP/1.1 server on a Unix socket that records every request
+and answers from a script. It checks the exact method, route and body of
+every command, the --json outputs, exit codes and messages, the following
+of tasks, the handling of malformed answers, and that a passphrase travels
+in a request body and nowhere else (not argv, not the environment).
+
+It tests the CLI's protocol only; the end-to-end tests against the real
+vmseald live with the server."""
+import base64
+import http.server
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import socketserver
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+# --- the fake vmseald --------------------------------------------------------
+
+
+class Request:
+    def __init__(self, method, path, headers, body, pid):
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.pid = pid
+        self.time = time.monotonic()
+        self.json = json.loads(body) if body else None
+        # What another user could see of the client while it talks to us.
+        self.cmdline = _read_proc(pid, "cmdline")
+        self.environ = _read_proc(pid, "environ")
+
+    def __repr__(self):
+        return f"{self.method} {self.path} {self.body!r}"
+
+
+def _read_proc(pid, name):
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class FakeVmseald:
+    """Answers (method, path) from a script of responses; the last response
+    of a route repeats. A response is (status, object), (status, raw bytes),
+    "close" (hang up without answering) or a function of the Request."""
+
+    def __init__(self, directory):
+        self.socket_path = os.path.join(directory, "vmseald.sock")
+        self.routes = {}
+        self.requests = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def address_string(self):
+                return "unix"
+
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                creds = self.connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                   struct.calcsize("3i"))
+                pid = struct.unpack("3i", creds)[0]
+                req = Request(self.command, self.path, dict(self.headers), body, pid)
+                with fake.lock:
+                    fake.requests.append(req)
+                    script = fake.routes.get((self.command, self.path))
+                    if script is None:
+                        answer = (404, {"error": {"code": "not_found",
+                                                  "message": f"no route {self.path}"}})
+                    elif len(script) > 1:
+                        answer = script.pop(0)
+                    else:
+                        answer = script[0]
+                if callable(answer):
+                    answer = answer(req)
+                if answer == "close":
+                    self.close_connection = True
+                    return
+                status, payload = answer
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PUT = _serve
+
+        self.server = _Server(self.socket_path, Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                       daemon=True)
+        self.thread.start()
+
+    def on(self, method, path, *responses):
+        with self.lock:
+            self.routes[(method, path)] = list(responses)
+
+    def task(self, method, path, result, task_id="t-1", operation="vm.op", states=None):
+        """A route answered by a task, and the task's states when polled
+        (default: one poll, success with result)."""
+        self.on(method, path, (202, {"task": task_obj(task_id, operation, "queued", 0)}))
+        polls = states or [task_obj(task_id, operation, "success", 100, result=result)]
+        self.on("GET", f"/v1/tasks/{task_id}", *[(200, {"task": t}) for t in polls])
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def task_obj(task_id, operation, state, progress, result=None, error=None):
+    return {"id": task_id, "operation": operation, "target": "vm/web1", "state": state,
+            "progress": progress, "started": "2026-11-23T10:00:00Z",
+            "finished": None if state in ("queued", "running") else "2026-11-23T10:00:09Z",
+            "result": result, "error": error}
+
+
+VM = {"name": "web1", "uuid": "0192f0c4-0000-7000-8000-000000000001", "encrypted": True,
+      "state": "off", "locked_reason": None, "provider": "native1", "key_id": "k-1",
+      "template": False, "linked_clone_of": None, "instant_clone_of": None, "rekeyable": True,
+      "memory": 268435456, "cpus": 1,
+      "disks": [{"index": 0, "size": 1073741824, "encrypted": True,
+                 "layers": [{"file": "disk0.img", "format": "luks"},
+                            {"file": "disk0-1.qcow2", "format": "qcow2"}]}],
+      "snapshots": [{"name": "s1", "created": "2026-11-23T10:00:00Z"}],
+      "console_log": "/var/lib/vmseal/vms/web1/console.log"}
+PLAIN_VM = dict(VM, name="web2", encrypted=False, provider=None, key_id=None, snapshots=[],
+                disks=[{"index": 0, "size": 536870912, "encrypted": False,
+                        "layers": [{"file": "disk0.img", "format": "raw"}]}])
+NATIVE = {"name": "native1", "type": "native", "default": True, "backed_up": False,
+          "servers": []}
+STANDARD = {"name": "kms", "type": "standard", "default": False, "backed_up": False,
+            "servers": ["kms1:5696", "kms2:5696"]}
+KEY = {"provider": "native1", "key_id": "k-1", "vms": ["web1"], "destroyed": False}
+
+
+# --- fixtures ----------------------------------------------------------------
+
+@pytest.fixture
+def workdir():
+    # Unix socket paths are short (108 bytes): not under pytest's tmp_path.
+    d = tempfile.mkdtemp(prefix="vmseal-cli-", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def fake(workdir):
+    server = FakeVmseald(workdir)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def vmseal(program, fake, workdir):
+    """vmseal(*args, stdin=None) -> CompletedProcess, run in workdir against
+    the fake server."""
+    binary = program("vmseal").resolve()
+
+    def run(*args, stdin=None, socket_arg=True, env=None, timeout=60):
+        environ = {k: v for k, v in os.environ.items() if k != "VMSEAL_SOCKET"}
+        environ.update(env or {})
+        argv = [str(binary)] + (["--socket", fake.socket_path] if socket_arg else []) + list(args)
+        return subprocess.run(argv, input=stdin, capture_output=True, cwd=workdir, env=environ,
+                              timeout=timeout)
+    return run
+
+
+def ok(proc):
+    assert proc.returncode == 0, (proc.returncode, proc.stderr.decode())
+    return proc.stdout.decode()
+
+
+def only(fake):
+    """The one request made, polling of tasks aside."""
+    reqs = [r for r in fake.requests if not r.path.startswith("/v1/tasks/")]
+    assert len(reqs) == 1, reqs
+    return reqs[0]
+
+
+# --- every command: its method, route and body ---------------------------------
+
+def _pem(workdir, name, kind):
+    path = os.path.join(workdir, name)
+    text = f"-----BEGIN {kind}-----\nMIIB{name}\n-----END {kind}-----\n"
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+TASK_COMMANDS = [
+    (["vm", "create", "web2"], "POST", "/v1/vms",
+     {"name": "web2", "disks": [], "image": None, "encrypt": False, "provider": None,
+      "memory": None, "cpus": None}),
+    (["vm", "encrypt", "web1"], "POST", "/v1/vms/web1/encrypt", {"provider": None}),
+    (["vm", "encrypt", "web1", "--provider", "kms"], "POST", "/v1/vms/web1/encrypt",
+     {"provider": "kms"}),
+    (["vm", "decrypt", "web1"], "POST", "/v1/vms/web1/decrypt", {}),
+    (["vm", "clone", "web1", "web3"], "POST", "/v1/vms/web1/clone",
+     {"name": "web3", "mode": "keep", "provider": None, "instant": False}),
+    (["vm", "clone", "web1", "web3", "--recrypt", "--provider", "kms", "--instant"], "POST",
+     "/v1/vms/web1/clone", {"name": "web3", "mode": "recrypt", "provider": "kms",
+                            "instant": True}),
+    (["vm", "clone", "web2", "web3", "--encrypt"], "POST", "/v1/vms/web2/clone",
+     {"name": "web3", "mode": "encrypt", "provider": None, "instant": False}),
+    (["vm", "clone", "web1", "web3", "--decrypt"], "POST", "/v1/vms/web1/clone",
+     {"name": "web3", "mode": "decrypt", "provider": None, "instant": False}),
+    (["vm", "rekey", "web1", "--shallow"], "POST", "/v1/vms/web1/rekey",
+     {"deep": False, "provider": None}),
+    (["vm", "rekey", "web1", "--deep", "--provider", "kms"], "POST", "/v1/vms/web1/rekey",
+     {"deep": True, "provider": "kms"}),
+    (["vm", "snapshot", "create", "web1", "s2"], "POST", "/v1/vms/web1/snapshots",
+     {"name": "s2"}),
+    (["vm", "snapshot", "delete", "web1", "s1"], "DELETE", "/v1/vms/web1/snapshots/s1", None),
+    (["vm", "snapshot", "revert", "web1", "s1"], "POST", "/v1/vms/web1/snapshots/s1/revert", {}),
+    (["vm", "power-on", "web1"], "POST", "/v1/vms/web1/power-on", {}),
+    (["vm", "power-off", "web1"], "POST", "/v1/vms/web1/power-off", {}),
+    (["vm", "delete", "web1"], "DELETE", "/v1/vms/web1", None),
+    (["disk", "add", "web1", "10G"], "POST", "/v1/vms/web1/disks", {"size": 10 << 30}),
+]
+
+
+@pytest.mark.parametrize("argv,method,path,body", TASK_COMMANDS,
+                         ids=[" ".join(c[0]) for c in TASK_COMMANDS])
+def test_task_command_request(vmseal, fake, argv, method, path, body):
+    fake.task(method, path, result=VM)
+    out = ok(vmseal(*argv))
+    req = only(fake)
+    assert (req.method, req.path) == (method, path)
+    assert req.json == body
+    if body is None:
+        assert req.body == b""
+    else:
+        assert req.headers.get("Content-Type") == "application/json"
+    # The task was followed to its end, and said so in one line.
+    assert [r.path for r in fake.requests[1:]] == ["/v1/tasks/t-1"]
+    assert len(out.splitlines()) == 1 and argv[2] in out
+
+
+def test_vm_create_every_option(vmseal, fake, workdir):
+    fake.task("POST", "/v1/vms", result=VM)
+    out = ok(vmseal("vm", "create", "web1", "--disk", "1G", "--disk=512M", "--image",
+                    "img/guest.raw", "--encrypt", "--provider", "native1", "--memory", "2G",
+                    "--cpus", "2"))
+    assert only(fake).json == {
+        "name": "web1", "disks": [1 << 30, 512 << 20],
+        "image": os.path.join(workdir, "img/guest.raw"),  # made absolute
+        "encrypt": True, "provider": "native1", "memory": 2 << 30, "cpus": 2}
+    assert out == "created web1 (encrypted, provider native1)\n"
+
+
+def test_disk_export_path_made_absolute(vmseal, fake, workdir):
+    result = {"vm": "web1", "index": 1, "path": f"{workdir}/out.raw", "size": 1 << 30}
+    fake.task("POST", "/v1/vms/web1/disks/1/export", result=result)
+    out = ok(vmseal("disk", "export", "web1", "1", "./out.raw"))
+    assert only(fake).json == {"path": f"{workdir}/out.raw"}
+    assert out == f"exported disk 1 of web1 to {workdir}/out.raw (not encrypted)\n"
+    fake.requests.clear()
+    assert json.loads(ok(vmseal("disk", "export", "web1", "1", "/abs/x.raw", "--json"))) == result
+    assert only(fake).json == {"path": "/abs/x.raw"}
+
+
+def test_vm_template(vmseal, fake):
+    fake.on("POST", "/v1/vms/web1/template", (200, {"vm": dict(VM, template=True)}))
+    assert ok(vmseal("vm", "template", "web1")) == "web1 is now a template\n"
+    assert only(fake).json == {"template": True}
+    fake.requests.clear()
+    fake.on("POST", "/v1/vms/web1/template", (200, {"vm": VM}))
+    assert json.loads(ok(vmseal("vm", "template", "web1", "--off", "--json"))) == VM
+    assert only(fake).json == {"template": False}
+
+
+def test_kp_add_native(vmseal, fake):
+    fake.on("POST", "/v1/providers", (201, {"provider": NATIVE}))
+    out = ok(vmseal("kp", "add-native", "native1"))
+    assert only(fake).json == {"name": "native1", "type": "native"}
+    assert out.startswith("created native key provider native1 (the default)\n")
+    assert "vmseal kp backup native1 --to FILE" in out
+    fake.requests.clear()
+    assert json.loads(ok(vmseal("kp", "add-native", "native1", "--json"))) == NATIVE
+
+
+def test_kp_add_standard_sends_pem_contents(vmseal, fake, workdir):
+    ca = _pem(workdir, "ca.pem", "CERTIFICATE")
+    cert = _pem(workdir, "client.pem", "CERTIFICATE")
+    key = _pem(workdir, "client.key", "PRIVATE KEY")
+    fake.on("POST", "/v1/providers", (201, {"provider": STANDARD}))
+    out = ok(vmseal("kp", "add-standard", "kms", "--server", "kms1:5696", "--server",
+                    "kms2:5696", "--ca", "ca.pem", "--cert", "client.pem", "--key",
+                    "client.key"))
+    req = only(fake)
+    assert req.json == {"name": "kms", "type": "standard", "servers": ["kms1:5696", "kms2:5696"],
+                        "ca_pem": ca, "cert_pem": cert, "key_pem": key}
+    assert b"PRIVATE KEY" not in req.cmdline
+    assert out == "created standard key provider kms\n"
+
+
+def test_kp_add_standard_refusals(vmseal, fake, workdir):
+    _pem(workdir, "ca.pem", "CERTIFICATE")
+    _pem(workdir, "c.pem", "CERTIFICATE")
+    with open(os.path.join(workdir, "notpem.key"), "w") as f:
+        f.write("just some text\n")
+    base = ["kp", "add-standard", "kms", "--ca", "ca.pem", "--cert", "c.pem"]
+    p = vmseal(*base, "--server", "kms1", "--key", "c.pem")
+    assert p.returncode == 2 and b"--server: 'kms1' is not HOST:PORT" in p.stderr
+    p = vmseal(*base, "--server", "kms1:5696", "--key", "notpem.key")
+    assert p.returncode == 1 and b"notpem.key is not a PEM file" in p.stderr
+    p = vmseal(*base, "--server", "kms1:5696", "--key", "missing.key")
+    assert p.returncode == 1 and b"missing.key" in p.stderr
+    assert fake.requests == []
+
+
+def test_kp_list_and_set_default(vmseal, fake):
+    fake.on("GET", "/v1/providers", (200, {"providers": [NATIVE, STANDARD]}))
+    out = ok(vmseal("kp", "list"))
+    assert out.splitlines() == [
+        "NAME     TYPE      DEFAULT  BACKED UP / SERVERS",
+        "native1  native    yes      no",
+        "kms      standard           kms1:5696,kms2:5696",
+    ]
+    assert json.loads(ok(vmseal("kp", "list", "--json"))) == {"providers": [NATIVE, STANDARD]}
+    fake.requests.clear()
+    fake.on("POST", "/v1/providers/kms/default", (200, {"provider": dict(STANDARD, default=True)}))
+    assert ok(vmseal("kp", "set-default", "kms")) == "kms is now the default key provider\n"
+    assert only(fake).json == {}
+
+
+def test_vm_list(vmseal, fake):
+    locked = dict(PLAIN_VM, name="db", state="locked", encrypted=True, provider="kms",
+                  template=True)
+    fake.on("GET", "/v1/vms", (200, {"vms": [VM, PLAIN_VM, locked]}))
+    assert ok(vmseal("vm", "list")).splitlines() == [
+        "NAME  STATE              ENCRYPTED  PROVIDER  DISKS  SNAPSHOTS",
+        "web1  off                yes        native1   1      1",
+        "web2  off                no         -         1      0",
+        "db    locked (template)  yes        kms       1      0",
+    ]
+    assert json.loads(ok(vmseal("vm", "list", "--json"))) == {"vms": [VM, PLAIN_VM, locked]}
+    assert {(r.method, r.path) for r in fake.requests} == {("GET", "/v1/vms")}
+
+
+def test_vm_info(vmseal, fake):
+    fake.on("GET", "/v1/vms/web1", (200, {"vm": VM}))
+    out = ok(vmseal("vm", "info", "web1"))
+    lines = out.splitlines()
+    assert lines[0] == "name:             web1"
+    for want in ["state:            off", "encrypted:        yes", "provider:         native1",
+                 "key id:           k-1", "memory:           256 MiB", "cpus:             1",
+                 "disk 0:           1 GiB, encrypted; disk0.img (luks), disk0-1.qcow2 (qcow2)",
+                 "snapshot:         s1 (2026-11-23T10:00:00Z)",
+                 "console log:      /var/lib/vmseal/vms/web1/console.log"]:
+        assert want in lines, (want, lines)
+    assert not any(l.startswith("linked clone of") for l in lines)
+    # --json: the vm object itself, "encrypted" at the top.
+    printed = json.loads(ok(vmseal("vm", "info", "web1", "--json")))
+    assert printed == VM and printed["encrypted"] is True
+
+
+def test_keys(vmseal, fake):
+    destroyed = dict(KEY, key_id="k-0", vms=[], destroyed=True)
+    fake.on("GET", "/v1/keys", (200, {"keys": [KEY, destroyed]}))
+    assert ok(vmseal("key", "list")).splitlines() == [
+        "PROVIDER  KEY ID  VMS   DESTROYED",
+        "native1   k-1     web1  no",
+        "native1   k-0     -     yes",
+    ]
+    fake.on("POST", "/v1/keys/destroy", (200, {"key": destroyed}))
+    fake.requests.clear()
+    out = ok(vmseal("key", "destroy", "web1"))
+    assert only(fake).json == {"vm": "web1"}
+    assert out == "destroyed key k-0 of provider native1: what it encrypted can no longer be opened\n"
+    fake.requests.clear()
+    assert json.loads(ok(vmseal("key", "destroy", "native1/k-0/x", "--json"))) == destroyed
+    # Split at the first '/': provider names hold none, key IDs may.
+    assert only(fake).json == {"provider": "native1", "key_id": "k-0/x"}
+    for bad in ["/k-0", "native1/"]:
+        p = vmseal("key", "destroy", bad)
+        assert p.returncode == 2 and b"is not PROVIDER/KEYID" in p.stderr
+
+
+def test_key_destroy_list_answer(vmseal, fake):
+    """A VM rekeyed over its life used several keys: the answer may list
+    them all as {"destroyed": [...]}."""
+    two = [dict(KEY, key_id="k-1", destroyed=True), dict(KEY, key_id="k-2", destroyed=True)]
+    fake.on("POST", "/v1/keys/destroy", (200, {"destroyed": two}))
+    out = ok(vmseal("key", "destroy", "web1"))
+    assert [l.split()[2] for l in out.splitlines()] == ["k-1", "k-2"]
+    assert json.loads(ok(vmseal("key", "destroy", "web1", "--json"))) == {"destroyed": two}
+
+
+def test_tasks(vmseal, fake):
+    t1 = task_obj("t-2", "vm.encrypt", "running", 42)
+    t2 = task_obj("t-1", "vm.create", "success", 100, result=VM)
+    t3 = task_obj("t-0", "vm.rekey", "error", 10,
+                  error={"code": "provider_unavailable", "message": "kms1:5696 refused"})
+    fake.on("GET", "/v1/tasks", (200, {"tasks": [t1, t2, t3]}))
+    assert ok(vmseal("task", "list")).splitlines() == [
+        "ID   OPERATION   TARGET   STATE    PROGRESS  STARTED",
+        "t-2  vm.encrypt  vm/web1  running  42%       2026-11-23T10:00:00Z",
+        "t-1  vm.create   vm/web1  success  100%      2026-11-23T10:00:00Z",
+        "t-0  vm.rekey    vm/web1  error    10%       2026-11-23T10:00:00Z",
+    ]
+    fake.on("GET", "/v1/tasks/t-0", (200, {"task": t3}))
+    out = ok(vmseal("task", "show", "t-0"))
+    assert "state:            error" in out.splitlines()
+    assert "error:            provider_unavailable: kms1:5696 refused" in out.splitlines()
+    fake.on("GET", "/v1/tasks/t-1", (200, {"task": t2}))
+    assert "result:           vm web1 (encrypted)" in ok(vmseal("task", "show", "t-1")).splitlines()
+    assert json.loads(ok(vmseal("task", "show", "t-1", "--json"))) == t2
+
+
+# --- --json -------------------------------------------------------------------
+
+def test_json_task_result_only(vmseal, fake):
+    fake.task("POST", "/v1/vms/web1/encrypt", result=VM)
+    p = vmseal("vm", "encrypt", "web1", "--json")
+    assert json.loads(ok(p)) == VM  # the task's result and nothing else
+    assert p.stderr == b""
+
+
+def test_json_null_result(vmseal, fake):
+    fake.task("DELETE", "/v1/vms/web1", result=None)
+    assert json.loads(ok(vmseal("vm", "delete", "web1", "--json"))) is None
+    assert ok(vmseal("vm", "delete", "web1")) == "deleted web1 (its keys stay at their provider)\n"
+
+
+# --- passphrases ----------------------------------------------------------------
+
+PASSPHRASE = "correct horse battery staple 7"
+
+
+def _backup_route(fake, content=b"VMSEAL-BACKUP\x00\x01\x02\xff"):
+    fake.on("POST", "/v1/providers/native1/backup",
+            (200, {"backup": base64.b64encode(content).decode()}))
+    return content
+
+
+def test_backup_passphrase_from_stdin(vmseal, fake, workdir):
+    content = _backup_route(fake)
+    out = ok(vmseal("kp", "backup", "native1", "--to", "native1.backup",
+                    stdin=(PASSPHRASE + "\n").encode()))
+    req = only(fake)
+    assert req.json == {"passphrase": PASSPHRASE}  # in the body, newline stripped
+    # ...and nowhere another process could read it while the CLI ran.
+    assert PASSPHRASE.encode() not in req.cmdline
+    assert PASSPHRASE.encode() not in req.environ
+    assert req.cmdline.split(b"\0")[1:4] == [b"--socket", fake.socket_path.encode(), b"kp"]
+    path = os.path.join(workdir, "native1.backup")
+    assert open(path, "rb").read() == content
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert PASSPHRASE not in out
+    assert f"wrote the backup of native1 to {path} ({len(content)} bytes)" in out
+
+
+def test_backup_passphrase_file(vmseal, fake, workdir):
+    _backup_route(fake)
+    with open(os.path.join(workdir, "pass"), "w") as f:
+        f.write(PASSPHRASE + "\r\n")
+    p = vmseal("kp", "backup", "native1", "--to", "b1", "--passphrase-file", "pass", "--json")
+    report = json.loads(ok(p))
+    assert report == {"provider": "native1", "file": os.path.join(workdir, "b1"), "size": 17}
+    req = only(fake)
+    assert req.json == {"passphrase": PASSPHRASE}
+    assert PASSPHRASE.encode() not in req.cmdline + req.environ
+
+
+def test_backup_never_overwrites(vmseal, fake, workdir):
+    _backup_route(fake)
+    path = os.path.join(workdir, "exists.backup")
+    with open(path, "w") as f:
+        f.write("precious")
+    p = vmseal("kp", "backup", "native1", "--to", "exists.backup", stdin=b"pw\n")
+    assert p.returncode == 1 and b"exists.backup exists" in p.stderr
+    assert open(path).read() == "precious"
+    assert fake.requests == []  # refused before asking the server
+
+
+def test_backup_refused_leaves_no_file(vmseal, fake, workdir):
+    fake.on("POST", "/v1/providers/kms/backup",
+            (409, {"error": {"code": "invalid_request",
+                             "message": "provider 'kms' is standard: its keys are at its servers"}}))
+    p = vmseal("kp", "backup", "kms", "--to", "kms.backup", stdin=b"pw\n")
+    assert p.returncode == 1
+    assert p.stderr == b"vmseal: provider 'kms' is standard: its keys are at its servers\n"
+    assert not os.path.exists(os.path.join(workdir, "kms.backup"))
+    # A malformed backup in the answer: no file either.
+    fake.on("POST", "/v1/providers/native1/backup", (200, {"backup": "not base64!"}))
+    p = vmseal("kp", "backup", "native1", "--to", "n.backup", stdin=b"pw\n")
+    assert p.returncode == 1 and b"malformed answer" in p.stderr
+    assert not os.path.exists(os.path.join(workdir, "n.backup"))
+
+
+@pytest.mark.parametrize("stdin,message", [
+    (b"", b"no passphrase on stdin"),
+    (b"\n", b"empty passphrase"),
+    (b"x" * 1025 + b"\n", b"longer than 1024 bytes"),
+])
+def test_backup_bad_passphrase(vmseal, fake, workdir, stdin, message):
+    _backup_route(fake)
+    p = vmseal("kp", "backup", "native1", "--to", "b", stdin=stdin)
+    assert p.returncode == 1 and message in p.stderr, p.stderr
+    assert fake.requests == []
+    assert not os.path.exists(os.path.join(workdir, "b"))
+
+
+def test_restore(vmseal, fake, workdir):
+    content = b"VMSEAL-BACKUP\x00\xfe"
+    with open(os.path.join(workdir, "n.backup"), "wb") as f:
+        f.write(content)
+    fake.on("POST", "/v1/providers/restore", (201, {"provider": dict(NATIVE, name="native2")}))
+    out = ok(vmseal("kp", "restore", "--from", "n.backup", "--name", "native2",
+                    stdin=(PASSPHRASE + "\n").encode()))
+    req = only(fake)
+    assert req.json == {"backup": base64.b64encode(content).decode(), "passphrase": PASSPHRASE,
+                        "name": "native2"}
+    assert PASSPHRASE.encode() not in req.cmdline + req.environ
+    assert out == "restored native key provider native2 (the default)\n"
+    # Without --name, no "name" field: the backup knows its provider's name.
+    fake.requests.clear()
+    with open(os.path.join(workdir, "pass"), "w") as f:
+        f.write(PASSPHRASE)
+    ok(vmseal("kp", "restore", "--from", "n.backup", "--passphrase-file", "pass"))
+    assert only(fake).json == {"backup": base64.b64encode(content).decode(),
+                               "passphrase": PASSPHRASE}
+    # A wrong passphrase is the server's refusal.
+    fake.on("POST", "/v1/providers/restore",
+            (400, {"error": {"code": "invalid_request",
+                             "message": "wrong passphrase or damaged backup"}}))
+    p = vmseal("kp", "restore", "--from", "n.backup", stdin=b"wrong\n")
+    assert (p.returncode, p.stderr) == (1, b"vmseal: wrong passphrase or damaged backup\n")
+
+
+# --- tasks: polling, progress, errors ---------------------------------------------
+
+def test_task_polled_until_success(vmseal, fake):
+    states = [task_obj("t-7", "vm.encrypt", "running", p) for p in (10, 30, 60, 90)]
+    states.append(task_obj("t-7", "vm.encrypt", "success", 100, result=VM))
+    fake.task("POST", "/v1/vms/web1/encrypt", result=VM, task_id="t-7", states=states)
+    out = ok(vmseal("vm", "encrypt", "web1"))
+    assert out == "encrypted web1 (encrypted, provider native1)\n"
+    polls = [r for r in fake.requests if r.path == "/v1/tasks/t-7"]
+    assert len(polls) == 5 and all(r.method == "GET" for r in polls)
+    gaps = [b.time - a.time for a, b in zip(fake.requests, fake.requests[1:])]
+    assert all(0.09 <= g <= 1.0 for g in gaps), gaps  # every 100-200 ms, no busy loop
+
+
+def test_progress_bar_on_a_terminal(program, fake, workdir):
+    states = [task_obj("t-1", "vm.encrypt", "running", p) for p in (30, 60)]
+    states.append(task_obj("t-1", "vm.encrypt", "success", 100, result=VM))
+    fake.task("POST", "/v1/vms/web1/encrypt", result=VM, states=states)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(program("vmseal").resolve()), "--socket", fake.socket_path, "vm",
+                             "encrypt", "web1"], stdout=subprocess.PIPE, stderr=slave,
+                            cwd=workdir)
+    os.close(slave)
+    drawn = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 30)
+        assert r, "vmseal hung"
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the last holder of the terminal is gone
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert b"encrypt web1 [#########                     ] 30%" in drawn
+    assert b"encrypt web1 [##################            ] 60%" in drawn
+    assert b"] 100%" in drawn
+    assert drawn.endswith(b"\r\x1b[K")  # the bar is wiped at the end
+    assert out == b"encrypted web1 (encrypted, provider native1)\n"  # stdout stays clean
+
+
+def test_task_error(vmseal, fake):
+    error = {"code": "provider_unavailable", "message": "kms1:5696: connection refused"}
+    states = [task_obj("t-1", "vm.encrypt", "running", 20),
+              task_obj("t-1", "vm.encrypt", "error", 20, error=error)]
+    fake.task("POST", "/v1/vms/web1/encrypt", result=None, states=states)
+    p = vmseal("vm", "encrypt", "web1")
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr == b"vmseal: kms1:5696: connection refused\n"
+    # --json: the error object on stderr, nothing on stdout.
+    fake.task("POST", "/v1/vms/web1/encrypt", result=None,
+              states=[task_obj("t-1", "vm.encrypt", "error", 20, error=error)])
+    p = vmseal("vm", "encrypt", "web1", "--json")
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert json.loads(p.stderr) == {"error": error}
+
+
+def test_task_cancelled(vmseal, fake):
+    fake.task("POST", "/v1/vms/web1/decrypt", result=None,
+              states=[task_obj("t-1", "vm.decrypt", "cancelled", 50)])
+    p = vmseal("vm", "decrypt", "web1")
+    assert p.returncode == 1 and p.stderr == b"vmseal: task t-1 was cancelled\n"
+
+
+def test_interrupt_leaves_the_task_running(program, fake, workdir):
+    fake.task("POST", "/v1/vms/web1/encrypt", result=None,
+              states=[task_obj("t-1", "vm.encrypt", "running", 5)])
+    proc = subprocess.Popen([str(program("vmseal").resolve()), "--socket", fake.socket_path, "vm",
+                             "encrypt", "web1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=workdir)
+    deadline = time.monotonic() + 30
+    while sum(r.path == "/v1/tasks/t-1" for r in fake.requests) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert b"the task goes on in vmseald: vmseal task show t-1" in err
+
+
+# --- errors, exit codes, malformed answers -------------------------------------------
+
+@pytest.mark.parametrize("status,code,message", [
+    (409, "vm_state", "vm 'web1' is running: power it off first"),
+    (404, "not_found", "no VM named 'web9'"),
+    (423, "vm_locked", "vm 'web1' is locked: provider kms, key k-1 cannot be fetched"),
+    (403, "forbidden", "user bob lacks Cryptographer.Decrypt on vm/web1"),
+    (409, "busy", "another operation is in progress on 'web1'"),
+])
+def test_refusal(vmseal, fake, status, code, message):
+    fake.on("POST", "/v1/vms/web1/decrypt", (status, {"error": {"code": code,
+                                                                "message": message}}))
+    p = vmseal("vm", "decrypt", "web1")
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr.decode() == f"vmseal: {message}\n"
+    p = vmseal("vm", "decrypt", "web1", "--json")
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert json.loads(p.stderr) == {"error": {"code": code, "message": message}}
+
+
+def test_usage_errors_reach_no_server(vmseal, fake):
+    cases = [
+        (["vm", "rekey", "web1", "--shallow", "--deep"], "--shallow and --deep cannot be used"),
+        (["vm", "rekey", "web1"], "needs one of --shallow or --deep"),
+        (["vm", "clone", "a", "b", "--encrypt", "--decrypt"], "--encrypt and --decrypt cannot"),
+        (["vm", "create", "x", "--disk", "12X"], "'12X': unknown size suffix 'X'"),
+        (["vm", "create", "x", "--disk", "99999999999T"], "too large"),
+        (["vm", "create", "x", "--disk"], "--disk needs a value"),
+        (["vm", "create", "x", "--provider", "p"], "--provider needs --encrypt"),
+        (["vm", "list", "--frob"], "unknown option --frob"),
+        (["vm", "info"], "needs NAME"),
+        (["vm", "frob"], "unknown command 'vm frob'"),
+        (["frob"], "unknown command 'frob'"),
+        (["disk", "export", "web1", "one", "f"], "INDEX: 'one' is not a number"),
+        (["disk", "add", "web1", "1X"], "SIZE: '1X': unknown size suffix"),
+        (["kp", "backup", "native1"], "needs --to FILE"),
+        ([], "no command given"),
+    ]
+    for argv, message in cases:
+        p = vmseal(*argv)
+        assert p.returncode == 2, (argv, p.stderr)
+        lines = p.stderr.decode().splitlines()
+        assert lines[0].startswith("vmseal: ") and message in lines[0], (argv, lines)
+        assert lines[1].startswith("usage: vmseal"), (argv, lines)
+        assert p.stdout == b""
+    assert fake.requests == []
+
+
+def test_names_cannot_change_the_route(vmseal, fake):
+    for name, path in [("a/b", "/v1/vms/a%2Fb"), ("..", "/v1/vms/%2E%2E"),
+                       ("x?y#z", "/v1/vms/x%3Fy%23z")]:
+        fake.requests.clear()
+        p = vmseal("vm", "info", name)
+        assert p.returncode == 1
+        assert [(r.method, r.path) for r in fake.requests] == [("GET", path)]
+
+
+@pytest.mark.parametrize("route,answer,message", [
+    (("GET", "/v1/vms"), (200, b"<html>oops</html>"), "malformed answer from vmseald: not JSON"),
+    (("GET", "/v1/vms"), (200, b"[]"), "malformed answer from vmseald: an array"),
+    (("GET", "/v1/vms"), (200, {"vms": "web1"}),
+     "field 'vms' is a string, expected an array"),
+    (("GET", "/v1/vms"), (200, {"vms": [{"name": "web1"}]}), "field 'state' is missing"),
+    (("GET", "/v1/vms"), (200, {"vms": [dict(VM, encrypted="yes")]}),
+     "field 'encrypted' is a string, expected a boolean"),
+    (("GET", "/v1/vms"), (200, {"vms": [7]}), "not an object"),
+    (("GET", "/v1/vms"), (502, b"<html>Bad Gateway</html>"),
+     "vmseald answered HTTP 502 without a well-formed error"),
+    (("GET", "/v1/vms"), (500, {"error": "boom"}),
+     "vmseald answered HTTP 500 without a well-formed error"),
+    (("GET", "/v1/vms"), "close", "closed the connection without answering"),
+    (("GET", "/v1/vms"), (200, b'{"vms": [], "vms": []}'), "not JSON"),
+])
+def test_malformed_answers(vmseal, fake, route, answer, message):
+    fake.on(*route, answer)
+    p = vmseal("vm", "list")
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert message in p.stderr.decode(), p.stderr
+    assert p.stderr.startswith(b"vmseal: ")
+
+
+@pytest.mark.parametrize("first,polls,message", [
+    ((202, {"nothing": 1}), [], "field 'task' is missing"),
+    ((202, {"task": {"id": "t-1", "state": "running"}}),
+     [(200, {"task": {"id": "t-1", "state": "running", "progress": "half"}})],
+     "field 'progress' is a string, expected an integer"),
+    ((202, {"task": task_obj("t-1", "vm.encrypt", "queued", 0)}),
+     [(200, {"task": task_obj("t-1", "vm.encrypt", "exploded", 0)})], "unknown task state"),
+    ((202, {"task": task_obj("t-1", "vm.encrypt", "queued", 0)}),
+     [(200, {"task": task_obj("t-2", "vm.encrypt", "success", 100)})], "got another"),
+    ((202, {"task": task_obj("t-1", "vm.encrypt", "queued", 0)}),
+     [(200, {"task": task_obj("t-1", "vm.encrypt", "running", 250)})], "is not 0-100"),
+    ((202, {"task": task_obj("t-1", "vm.encrypt", "queued", 0)}),
+     [(200, {"task": task_obj("t-1", "vm.encrypt", "error", 5, error="bad")})],
+     "field 'error' is a string, expected an object"),
+    ((202, {"task": task_obj("t-1", "vm.encrypt", "queued", 0)}),
+     [(200, {"task": task_obj("t-1", "vm.encrypt", "success", 100,
+                              result={"vm": dict(VM, encrypted=1)})})],
+     "field 'encrypted' is an integer, expected a boolean"),
+])
+def test_malformed_tasks(vmseal, fake, first, polls, message):
+    fake.on("POST", "/v1/vms/web1/encrypt", first)
+    if polls:
+        fake.on("GET", "/v1/tasks/t-1", *polls)
+    p = vmseal("vm", "encrypt", "web1")
+    assert p.returncode == 1 and message in p.stderr.decode(), p.stderr
+
+
+def test_hostile_strings_are_defused(vmseal, fake):
+    evil = dict(VM, name="web1\x1b[2J\x1b]0;pwned\x07", provider="p\r\nfake line")
+    fake.on("GET", "/v1/vms", (200, {"vms": [evil]}))
+    out = ok(vmseal("vm", "list"))
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert len(out.splitlines()) == 2
+    fake.on("POST", "/v1/vms/web1/decrypt",
+            (409, {"error": {"code": "vm_state", "message": "no\x1b[31m red"}}))
+    p = vmseal("vm", "decrypt", "web1")
+    assert p.stderr == b"vmseal: no?[31m red\n"
+    # --json output is JSON: jansson escapes control characters.
+    assert json.loads(ok(vmseal("vm", "list", "--json")))["vms"][0]["name"] == evil["name"]
+
+
+# --- the socket, help, version -----------------------------------------------------
+
+def test_socket_choice(vmseal, fake, workdir):
+    fake.on("GET", "/v1/tasks", (200, {"tasks": []}))
+    # VMSEAL_SOCKET when there is no --socket...
+    ok(vmseal("task", "list", socket_arg=False, env={"VMSEAL_SOCKET": fake.socket_path}))
+    # ...--socket before it...
+    p = vmseal("task", "list", "--socket", "/nonexistent/s.sock",
+               socket_arg=False, env={"VMSEAL_SOCKET": fake.socket_path})
+    assert p.returncode == 1 and b"no socket at /nonexistent/s.sock" in p.stderr
+    # ...and else ./run/vmseald/vmseald.sock, where `make run` serves.
+    p = vmseal("task", "list", socket_arg=False)
+    assert p.returncode == 1
+    assert b"no socket at ./run/vmseald/vmseald.sock: is vmseald running?" in p.stderr
+    os.makedirs(os.path.join(workdir, "run", "vmseald"))
+    os.symlink(fake.socket_path, os.path.join(workdir, "run", "vmseald", "vmseald.sock"))
+    ok(vmseal("task", "list", socket_arg=False))
+    assert len(fake.requests) == 2
+
+
+def test_nothing_listens(vmseal, fake, workdir):
+    dead = os.path.join(workdir, "dead.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(dead)
+    s.close()  # the file stays, nobody listens
+    p = vmseal("vm", "list", "--socket", dead, socket_arg=False)
+    assert p.returncode == 1 and b"nothing listens on" in p.stderr
+
+
+def test_help_and_version(vmseal, fake):
+    out = ok(vmseal("help"))
+    for name in ["kp add-native", "kp backup", "vm create", "vm snapshot revert", "disk export",
+                 "key destroy", "task show"]:
+        assert name in out
+    out = ok(vmseal("help", "vm", "clone"))
+    assert out.startswith("usage: vmseal vm clone SRC DST [--encrypt | --decrypt | --recrypt]")
+    assert ok(vmseal("vm", "clone", "--help")) == out
+    assert "vm snapshot delete" in ok(vmseal("help", "vm"))
+    p = vmseal("help", "frob")
+    assert p.returncode == 2 and b"no command 'frob'" in p.stderr
+    assert ok(vmseal("--version")).startswith("vmseal ")
+    assert fake.requests == []

@@ -26,32 +26,78 @@ echo "        (AES-256-GCM, RFC 5649 key wrap, XTS-AES-256 plain64, HKDF, HMAC, 
 echo "        atomic files, structured logs, INI configuration."
 echo
 
-if [ ! -x "$bin/vmseal-kms" ]; then
-  echo "vmseal-kms is not built: see the build output above." >&2
-  exit 1
-fi
+for p in vmseal-kms vmseald vmseal; do
+  if [ ! -x "$bin/$p" ]; then
+    echo "$p is not built: see the build output above." >&2
+    exit 1
+  fi
+done
 
 # --- vmseal-kms on its embedded defaults -------------------------------------
 kms_dir="$rundir/kms"
+vmd_dir="$rundir/vmseald"
 listen=${VMSEAL_KMS_LISTEN:-127.0.0.1:5696}
 mkdir -p "$rundir"
 if [ ! -f "$kms_dir/kms.conf" ]; then
   "$bin/vmseal-kms" init --data-dir "$kms_dir" --hostname localhost
   echo
 fi
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+"$bin/vmseal-kms" serve --data-dir "$kms_dir" --listen "$listen" 2>>"$rundir/kms.log" &
+pids+=($!)
+"$bin/vmseald" --data-dir "$vmd_dir" 2>>"$rundir/vmseald.log" >/dev/null &
+pids+=($!)
+
+sock="$vmd_dir/vmseald.sock"
+for _ in $(seq 100); do
+  [ -S "$sock" ] && break
+  sleep 0.1
+done
+[ -S "$sock" ] || { echo "vmseald did not start; see $rundir/vmseald.log" >&2; exit 1; }
+export VMSEAL_SOCKET=$sock
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null && break
+  sleep 0.1
+done
+
+# Embedded defaults, once: the local KMS as the default (standard) key
+# provider, and a native provider (it asks for a backup before first use).
+providers=$("$bin/vmseal" kp list --json)
+if ! grep -q '"name": *"kms"' <<<"$providers"; then
+  "$bin/vmseal" kp add-standard kms --server "$listen" --ca "$kms_dir/pki/ca.crt" \
+    --cert "$kms_dir/pki/client.crt" --key "$kms_dir/pki/client.key" >/dev/null
+  "$bin/vmseal" kp set-default kms >/dev/null
+fi
+if ! grep -q '"name": *"native"' <<<"$providers"; then
+  "$bin/vmseal" kp add-native native >/dev/null
+fi
+
 cat <<TXT
-vmseal-kms serves KMIP over mutual TLS on $listen.
+vmseal-kms serves KMIP over mutual TLS on $listen (log: $rundir/kms.log).
   CA certificate      $kms_dir/pki/ca.crt
   client certificate  $kms_dir/pki/client.crt
   client key          $kms_dir/pki/client.key
   audit log           $kms_dir/audit.log
-  configuration       $kms_dir/kms.conf
-Another client identity:  $bin/vmseal-kms pki issue-client --data-dir $kms_dir NAME
-Try it with PyKMIP:       /usr/bin/python3 -c "from kmip.pie.client import ProxyKmipClient as C; from kmip import enums as E;
-  c = C(hostname='127.0.0.1', port=${listen##*:}, cert='$kms_dir/pki/client.crt', key='$kms_dir/pki/client.key', ca='$kms_dir/pki/ca.crt');
-  c.open(); u = c.create(E.CryptographicAlgorithm.AES, 256); print('created', u); c.close()"
-(vmseald and the vmseal CLI come next; see README.md.)
+vmseald serves its API on $sock (log: $rundir/vmseald.log).
+  key providers: "kms" (this KMS, the default) and "native" (back it up first:
+  $bin/vmseal kp backup native --to native.backup)
+
+In another shell (vmseal finds ./$sock by itself from this directory):
+  $bin/vmseal kp list
+  $bin/vmseal vm create web1 --disk 1G --encrypt
+  $bin/vmseal vm info web1
+  $bin/vmseal vm clone web1 web2 --recrypt
+  $bin/vmseal vm rekey web1 --deep
+  $bin/vmseal vm power-on web1
 Stop with Ctrl-C.
 
 TXT
-exec "$bin/vmseal-kms" serve --data-dir "$kms_dir" --listen "$listen"
+wait -n "${pids[@]}"

@@ -60,6 +60,8 @@ struct vm_keys {
 /* vm.c: locks, keys, files */
 RESULT vm_lock(struct vm_host *h, const char *name) __attribute__((nonnull));
 void vm_unlock(struct vm_host *h, const char *name) __attribute__((nonnull));
+/* Tries to fetch a locked VM's KEK: true (and no longer locked) on success. */
+bool vm_try_unlock(struct vm_host *h, const char *name) __attribute__((nonnull));
 bool vm_locked_reason(struct vm_host *h, const char *name, char *reason, size_t size)
     __attribute__((nonnull));
 RESULT vm_keys_alloc(struct vm_keys **out) __attribute__((nonnull));

@@ -460,8 +460,8 @@ static RESULT transform(struct vm_host *h, const char *name, enum transform what
         err_detail("decrypt takes no provider");
         goto out;
     }
-    GUARD_OUT(require_no_snapshots(d));
     GUARD_OUT(require_not_linked(d, ops[what]));
+    GUARD_OUT(require_no_snapshots(d));
 
     GUARD_OUT(journal_begin(h, name, ops[what]));
     started = true;
@@ -1022,6 +1022,8 @@ RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const
     vs_result rc = OK_RESULT;
     struct vm_desc *d = calloc(1, sizeof *d);
     struct vm_keys *k = NULL;
+    struct buf text = {0};
+    int fd = -1;
     ENSURE(d != NULL, ERR_NOMEM);
     GUARD_OUT(vm_check_name("VM", name));
     if (path[0] != '/') {
@@ -1039,32 +1041,54 @@ RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const
         rc = state_error("VM '%s' is not encrypted: its disks have no secret", name);
         goto out;
     }
-    const uint8_t *s = vm_keys_secret(k, d->disks[index].active);
-    char pass[LUKS1_PASSPHRASE_LEN + 1];
-    ENSURE_OUT(s != NULL, ERR_INTERNAL);
-    GUARD_OUT(luks1_passphrase(s, pass));
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* One line per layer of the disk's chain, top first:
+     * "<file relative to the datastore> <LUKS passphrase>". */
+    struct vm_layer *chain[DISK_CHAIN_MAX];
+    size_t n;
+    GUARD_OUT(vm_desc_chain(d, index, chain, &n));
+    GUARD_OUT(buf_alloc_secret(&text, 4096, 64 * 1024));
+    json_t *layers = json_array();
+    ENSURE_OUT(layers != NULL, ERR_NOMEM);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *s = vm_keys_secret(k, chain[i]->id);
+        char pass[LUKS1_PASSPHRASE_LEN + 1];
+        ENSURE_OUT(s != NULL, ERR_INTERNAL);
+        GUARD_OUT(luks1_passphrase(s, pass));
+        rc = buf_write_bytes(&text, chain[i]->file, strlen(chain[i]->file));
+        if (is_ok(rc))
+            rc = buf_write_u8(&text, ' ');
+        if (is_ok(rc))
+            rc = buf_write_bytes(&text, pass, LUKS1_PASSPHRASE_LEN);
+        if (is_ok(rc))
+            rc = buf_write_u8(&text, '\n');
+        secret_wipe(pass, sizeof pass);
+        GUARD_OUT(rc);
+        json_array_append_new(layers, json_pack("{s:s, s:s}", "file", chain[i]->file, "format",
+                                                vm_format_name(chain[i]->format)));
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
+        json_decref(layers);
         rc = RAISE(errno == EEXIST ? ERR_EXISTS : ERR_IO);
         err_errno(errno);
         goto out;
     }
-    ssize_t w = write(fd, pass, LUKS1_PASSPHRASE_LEN);
-    secret_wipe(pass, sizeof pass);
-    int fsync_rc = fsync(fd);
-    close(fd);
-    if (w != LUKS1_PASSPHRASE_LEN || fsync_rc != 0) {
+    if (write(fd, buf_data(&text), buf_len(&text)) != (ssize_t)buf_len(&text) || fsync(fd) != 0) {
+        json_decref(layers);
         (void)unlink(path);
         rc = RAISE(ERR_IO);
+        err_errno(errno);
         goto out;
     }
-    struct vm_layer *l = vm_desc_layer(d, d->disks[index].active);
-    *out = json_pack("{s:s, s:i, s:s, s:s, s:s}", "vm", name, "index", (int)index, "path", path,
-                     "layer", l->file, "format", vm_format_name(l->format));
+    *out = json_pack("{s:s, s:i, s:s, s:o}", "vm", name, "index", (int)index, "path", path,
+                     "layers", layers);
     ENSURE_OUT(*out != NULL, ERR_NOMEM);
-    log_warn("disk secret written for break-glass access", LOG_S("vm", name),
+    log_warn("disk passphrases written for break-glass access", LOG_S("vm", name),
              LOG_U("disk", index), LOG_S("path", path));
 out:
+    if (fd >= 0)
+        close(fd);
+    buf_free(&text);
     vm_keys_free(&k);
     free(d);
     return rc;

@@ -148,16 +148,11 @@ void vm_host_tick(struct vm_host *h)
         snprintf(names[n++], VM_NAME_MAX, "%s", h->locked[i].name);
     pthread_mutex_unlock(&h->mu);
     for (size_t i = 0; i < n; i++) {
-        json_t *info = NULL;
-        if (is_ok(vm_info(h, names[i], &info))) {
-            json_t *st = json_object_get(info, "state");
-            if (json_is_string(st) && strcmp(json_string_value(st), "locked") != 0) {
-                log_info("vm unlocked: its key is available again", LOG_S("vm", names[i]));
-                if (exists(h->datastore, names[i], "journal") && !is_ok(vm_recover(h, names[i])))
-                    log_warn("recovery postponed", LOG_S("vm", names[i]), LOG_ERR());
-            }
+        if (vm_try_unlock(h, names[i])) {
+            log_info("vm unlocked: its key is available again", LOG_S("vm", names[i]));
+            if (exists(h->datastore, names[i], "journal") && !is_ok(vm_recover(h, names[i])))
+                log_warn("recovery postponed", LOG_S("vm", names[i]), LOG_ERR());
         }
         err_clear();
-        json_decref(info);
     }
 }

@@ -153,6 +153,20 @@ bool vm_locked_reason(struct vm_host *h, const char *name, char *reason, size_t 
     return found;
 }
 
+bool vm_try_unlock(struct vm_host *h, const char *name)
+{
+    struct vm_desc *d = calloc(1, sizeof *d);
+    bool unlocked = false;
+    if (d != NULL && is_ok(vm_desc_load(h->datastore, name, d, NULL)) &&
+        (!d->encrypted || is_ok(keyprov_fetch(h->kp, &d->key)))) {
+        set_locked(h, name, NULL);
+        unlocked = true;
+    }
+    err_clear();
+    free(d);
+    return unlocked;
+}
+
 /* --- keys of a VM -------------------------------------------------------- */
 
 RESULT vm_keys_alloc(struct vm_keys **out)

@@ -103,10 +103,10 @@ RESULT vm_power_on(struct vm_host *h, const char *name, json_t **out) __attribut
 RESULT vm_power_off(struct vm_host *h, const char *name, json_t **out) __attribute__((nonnull));
 RESULT vm_delete(struct vm_host *h, const char *name, json_t **out) __attribute__((nonnull));
 
-/* Break-glass: writes the LUKS passphrase (luks1_passphrase of the disk
- * secret, 64 hex digits, no newline) of disk
- * `index`'s active layer to a new 0600 file (O_EXCL), for cryptsetup or
- * qemu-img by hand. */
+/* Break-glass: writes to a new 0600 file (O_EXCL) the LUKS passphrases
+ * (luks1_passphrase: 64 hex digits) of every layer of disk `index`, one line
+ * each, top layer first: "<file relative to DATA_DIR/vms> <passphrase>", for
+ * cryptsetup, qemu-img or qemu-io by hand. */
 RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const char *path,
                       json_t **out) __attribute__((nonnull));
 

@@ -600,8 +600,9 @@ class KmsServer:
         except FileNotFoundError:
             return ""
 
-    def start(self) -> None:
-        self.port = free_port()
+    def start(self, port: Optional[int] = None) -> None:
+        """Serves on port (a restart keeps its port), or on a free one."""
+        self.port = port or free_port()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [self.binary, "serve", "--data-dir", str(self.data_dir),

@@ -158,41 +158,48 @@ static vs_result cli_format_disk(const json_t *disk, char *out, size_t size, jso
     return OK_RESULT;
 }
 
-/* Prints a vm object as key: value lines. */
+/* Prints a vm object as key: value lines, in this order; the fields that
+ * are not always shown only when the server gives them (a lock reason,
+ * clone parents). */
 static vs_result cli_print_vm(struct cli_ctx *ctx, const json_t *vm)
 {
     static const struct {
         const char *key, *label;
-    } strings[] = {{"uuid", "uuid"},
-                   {"state", "state"},
-                   {"locked_reason", "locked because"},
-                   {"provider", "provider"},
-                   {"key_id", "key id"},
-                   {"linked_clone_of", "linked clone of"},
-                   {"instant_clone_of", "instant clone of"}};
-    static const struct {
-        const char *key, *label;
-    } flags[] = {{"encrypted", "encrypted"}, {"template", "template"}, {"rekeyable", "rekeyable"}};
-    const char *name, *s;
+        bool flag;   /* true/false, printed yes/no */
+        bool always; /* printed ("-") even when null */
+    } fields[] = {
+        {"name", "name", false, true},
+        {"uuid", "uuid", false, true},
+        {"state", "state", false, true},
+        {"locked_reason", "locked because", false, false},
+        {"encrypted", "encrypted", true, true},
+        {"provider", "provider", false, true},
+        {"key_id", "key id", false, true},
+        {"template", "template", true, false},
+        {"linked_clone_of", "linked clone of", false, false},
+        {"instant_clone_of", "instant clone of", false, false},
+        {"rekeyable", "rekeyable", true, false},
+    };
+    const char *s;
     json_t *v, *list, *item;
     char line[1024];
     size_t i;
     FILE *f = ctx->out;
 
-    GUARD(cli_json_string(vm, "name", false, &name));
+    /* Check what must be there before printing anything. */
+    GUARD(cli_json_string(vm, "name", false, &s));
     GUARD(cli_json_string(vm, "state", false, &s));
     GUARD(cli_json_field(vm, "encrypted", CLI_JSON_BOOL, false, &v));
-    cli_print_kv(f, "name", name, CLI_KV_WIDTH);
-    for (i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
-        GUARD(cli_json_string(vm, strings[i].key, true, &s));
-        /* Clone parents and the lock reason only when they apply. */
-        if (s != NULL || i < 2 || i == 3 || i == 4)
-            cli_print_kv(f, strings[i].label, s, CLI_KV_WIDTH);
-    }
-    for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-        GUARD(cli_json_field(vm, flags[i].key, CLI_JSON_BOOL, true, &v));
-        if (v != NULL)
-            cli_print_kv(f, flags[i].label, cli_yes_no(v), CLI_KV_WIDTH);
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        GUARD(cli_json_field(vm, fields[i].key, fields[i].flag ? CLI_JSON_BOOL : JSON_STRING, true,
+                             &v));
+        if (v == NULL && !fields[i].always)
+            continue;
+        cli_print_kv(f, fields[i].label,
+                     v == NULL        ? NULL
+                     : fields[i].flag ? cli_yes_no(v)
+                                      : json_string_value(v),
+                     CLI_KV_WIDTH);
     }
     GUARD(cli_json_field(vm, "memory", JSON_INTEGER, true, &v));
     if (v != NULL && json_integer_value(v) >= 0)

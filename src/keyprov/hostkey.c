@@ -2,10 +2,9 @@
  * hostkey.c - the host root key, DATA_DIR/host.key, and what it seals.
  *
  * Kept like vmseal-kms keeps its root key (src/kms/rootkey.c): a 0600 file
- * of 32 random bytes, refused if it is any other size or if group or others
- * may access it. The key itself never touches data: sealing uses a key
- * derived from it with HKDF-SHA256, and only that derived key is kept (in
- * secret memory).
+ * of 32 random bytes, created on first use and never replaced, refused if it is any other size or
+ * if group or others may access it. The key itself never touches data: sealing uses a key derived
+ * from it with HKDF-SHA256, and only that derived key is kept (in secret memory).
  *
  * A sealed blob is  version (1 byte) || iv || ciphertext || tag  (AES-256-GCM,
  * crypto_seal), with AAD = version || "vmseal host seal" || 0 || purpose ||
@@ -13,9 +12,13 @@
  * the provider id it was sealed for.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/crypto.h"
 #include "core/file.h"
@@ -42,15 +45,67 @@ void keyprov_hostkey_free(struct keyprov_hostkey **hk)
     *hk = NULL;
 }
 
+/* Creates path with a new key, never replacing one: the key is written and
+ * synced under a temporary name, then link(2)ed to path, which fails if
+ * path exists. Two processes starting on a fresh directory at once thus
+ * agree on one host key (the loser loads the winner's), where a rename
+ * would let the second silently replace the key the first has already
+ * sealed files under. */
 static vs_result keyprov_hostkey_create(const char *path)
 {
     vs_result rc = OK_RESULT;
+    char tmp[PATH_MAX], dir[PATH_MAX];
     void *key = NULL;
+    size_t done = 0;
+    int fd = -1, n;
 
+    n = snprintf(tmp, sizeof(tmp), "%s.new-XXXXXX", path);
+    ENSURE(n > 0 && (size_t)n < sizeof(tmp), ERR_TOO_LARGE);
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        *(slash == dir ? slash + 1 : slash) = '\0';
     GUARD(secret_alloc(KEYPROV_HOST_KEY_LEN, &key));
     GUARD_OUT(crypto_random_key(key, KEYPROV_HOST_KEY_LEN));
-    GUARD_OUT(file_write_atomic(path, key, KEYPROV_HOST_KEY_LEN, 0600));
+    fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
+    if (fd < 0) {
+        rc = RAISE(ERR_IO);
+        err_detail("creating a host key next to %s", path);
+        err_errno(errno);
+        goto out;
+    }
+    while (done < KEYPROV_HOST_KEY_LEN) {
+        ssize_t w = write(fd, (uint8_t *)key + done, KEYPROV_HOST_KEY_LEN - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = RAISE(ERR_IO);
+            err_detail("writing %s", tmp);
+            err_errno(errno);
+            goto out;
+        }
+        done += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        rc = RAISE(ERR_IO);
+        err_detail("fsync of %s", tmp);
+        err_errno(errno);
+        goto out;
+    }
+    if (link(tmp, path) != 0 && errno != EEXIST) { /* EEXIST: another's key won */
+        rc = RAISE(ERR_IO);
+        err_detail("creating %s", path);
+        err_errno(errno);
+        goto out;
+    }
+    GUARD_OUT(file_fsync_dir(dir));
 out:
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
     secret_free(&key);
     return rc;
 }

@@ -489,8 +489,9 @@ static vs_result keyprov_lock_usable(struct keyprov_provider *p)
 {
     pthread_mutex_lock(&p->lock);
     if (p->broken) {
+        struct err_state why = p->broken_error;
         pthread_mutex_unlock(&p->lock);
-        return err_restore(&p->broken_error);
+        return err_restore(&why);
     }
     keyprov_sigpipe_block(&p->sigpipe);
     return OK_RESULT;
@@ -635,20 +636,25 @@ out : {
 
 /* --- KEKs --- */
 
+bool keyprov_is_key_id(const char *key_id)
+{
+    size_t n = strnlen(key_id, KEYPROV_KEY_ID_MAX);
+
+    if (n == 0 || n == KEYPROV_KEY_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (key_id[i] < 0x21 || key_id[i] > 0x7e)
+            return false;
+    return true;
+}
+
 /* A reference from a caller: both strings terminated inside their arrays,
- * a key ID that is printable ASCII. */
+ * a key ID as keyprov_is_key_id wants it. */
 static vs_result keyprov_check_ref(const struct keyprov_ref *ref)
 {
-    size_t n = strnlen(ref->key_id, sizeof(ref->key_id));
-
-    if (strnlen(ref->provider, sizeof(ref->provider)) == sizeof(ref->provider) || n == 0 ||
-        n == sizeof(ref->key_id))
-        goto bad;
-    for (size_t i = 0; i < n; i++)
-        if (ref->key_id[i] < 0x21 || ref->key_id[i] > 0x7e)
-            goto bad;
-    return OK_RESULT;
-bad:
+    if (strnlen(ref->provider, sizeof(ref->provider)) < sizeof(ref->provider) &&
+        keyprov_is_key_id(ref->key_id))
+        return OK_RESULT;
     RAISE(ERR_INVALID_ARG);
     return err_detail("malformed key reference");
 }

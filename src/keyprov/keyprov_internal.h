@@ -182,6 +182,10 @@ RESULT keyprov_check_server(const char *server) __attribute__((nonnull));
 RESULT keyprov_provider_new(struct keyprov_provider **out) __attribute__((nonnull));
 void keyprov_provider_free(struct keyprov_provider **p);
 
+/* A key ID as a descriptor can carry it: 1..127 bytes of printable ASCII,
+ * no space (a KMIP Unique Identifier, or a native provider's UUID). */
+bool keyprov_is_key_id(const char *key_id) __attribute__((nonnull));
+
 /* A random (version 4) UUID in lower-case text form (RFC 9562 §5.4). */
 RESULT keyprov_uuid_v4(char out[KEYPROV_UUID_LEN + 1]) __attribute__((nonnull));
 bool keyprov_is_uuid(const char *s) __attribute__((nonnull));

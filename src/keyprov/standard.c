@@ -200,7 +200,14 @@ static vs_result keyprov_standard_new_kek(struct keyprov *kp, struct keyprov_pro
     GUARD(keyprov_standard_client(kp, p));
     if (!is_ok(kmip_client_create_aes(p->client, 256, uid)))
         return KEYPROV_RAISE_KEY(ERR_KEY_UNAVAILABLE, p->name, "(new)");
-    ENSURE(strlen(uid) < KEYPROV_KEY_ID_MAX, ERR_TOO_LARGE);
+    if (!keyprov_is_key_id(uid)) {
+        /* Left at the server: nothing could refer to it, nor name it safely
+         * in a log. */
+        RAISE(ERR_KEY_UNAVAILABLE);
+        return err_detail("key provider %s: the server named its new key with an identifier a "
+                          "descriptor cannot carry (not printable ASCII)",
+                          p->name);
+    }
     if (!is_ok(kmip_client_activate(p->client, uid))) {
         rc = KEYPROV_RAISE_KEY(ERR_KEY_UNAVAILABLE, p->name, uid);
         /* A Pre-Active key that nothing refers to: clean it up if we can. */

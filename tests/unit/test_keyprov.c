@@ -683,6 +683,62 @@ static void test_host_key_file(void **state)
     assert_int_equal(stat(path, &st), -1);
 }
 
+/* Processes starting at once on a fresh directory agree on one host key:
+ * none replaces a key another has already sealed under. */
+#define RACERS 8
+static pthread_barrier_t race_start;
+static char race_path[192];
+static struct keyprov_hostkey *racer_keys[RACERS];
+
+static void *load_host_key(void *arg)
+{
+    struct keyprov_hostkey **slot = arg;
+
+    pthread_barrier_wait(&race_start);
+    if (!is_ok(keyprov_hostkey_load(race_path, true, slot)))
+        *slot = NULL;
+    return NULL;
+}
+
+static void test_host_key_created_once(void **state)
+{
+    pthread_t t[RACERS];
+    struct buf sealed, plain;
+    (void)state;
+
+    for (int round = 0; round < 20; round++) {
+        snprintf(race_path, sizeof(race_path), "%s/host-%d.key", dir, round);
+        assert_int_equal(pthread_barrier_init(&race_start, NULL, RACERS), 0);
+        for (int i = 0; i < RACERS; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, load_host_key, &racer_keys[i]), 0);
+        for (int i = 0; i < RACERS; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&race_start);
+        for (int i = 0; i < RACERS; i++) {
+            assert_non_null(racer_keys[i]);
+            assert_ok(buf_alloc(&sealed, 0, 256));
+            assert_ok(keyprov_hostkey_seal(racer_keys[i], "test", "n", "id", "x", 1, &sealed));
+            for (int k = 0; k < RACERS; k++) {
+                assert_ok(buf_alloc_secret(&plain, 0, 256));
+                assert_ok(keyprov_hostkey_open(racer_keys[k], "test", "n", "id", buf_data(&sealed),
+                                               buf_len(&sealed), &plain));
+                /* and only for what it was sealed for */
+                assert_err(keyprov_hostkey_open(racer_keys[k], "test", "m", "id", buf_data(&sealed),
+                                                buf_len(&sealed), &plain),
+                           ERR_AUTH);
+                buf_free(&plain);
+            }
+            buf_free(&sealed);
+        }
+        for (int i = 0; i < RACERS; i++)
+            keyprov_hostkey_free(&racer_keys[i]);
+    }
+    /* No temporary file is left behind. */
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls %s | grep -v '^host-[0-9]*\\.key$')\"", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Another host's key (or a damaged root file) does not open the sealed
  * root: the provider is listed but broken, the others work, and restoring
  * its backup repairs it. */
@@ -1000,6 +1056,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restore_huge_scrypt_params_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroyed_native_key_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_key_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_key_created_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_root_and_repair, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_is_read_strictly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_key_material_in_any_file, setup, teardown),

@@ -147,14 +147,23 @@ vs_result cli_check_host_port(const char *text)
 
 /* --- options --- */
 
-/* The option spelled exactly as the first len bytes of arg, or -1. */
-static int cli_option_find(const char *arg, size_t len)
+/* The option spelled exactly as the first len bytes of arg, or -1. One
+ * spelling may name two options where they take different places: one of
+ * the allowed set is preferred (the HTTPS transport's --server and --ca,
+ * before the command, will not be kp add-standard's). */
+static int cli_option_find(const char *arg, size_t len, uint64_t allowed)
 {
-    for (int id = 0; id < CLI_OPT_COUNT_; id++)
-        if (strlen(cli_options[id].spelling) == len &&
-            memcmp(cli_options[id].spelling, arg, len) == 0)
+    int found = -1;
+    for (int id = 0; id < CLI_OPT_COUNT_; id++) {
+        if (strlen(cli_options[id].spelling) != len ||
+            memcmp(cli_options[id].spelling, arg, len) != 0)
+            continue;
+        if ((allowed >> id) & 1)
             return id;
-    return -1;
+        if (found < 0)
+            found = id;
+    }
+    return found;
 }
 
 /* "A, B or C" for the options in mask. */
@@ -182,7 +191,7 @@ static vs_result cli_parse_option(int argc, char *const *argv, int *i, struct cl
     const char *arg = argv[*i];
     const char *eq = strchr(arg, '=');
     size_t len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
-    int id = strcmp(arg, "-h") == 0 ? CLI_OPT_HELP : cli_option_find(arg, len);
+    int id = strcmp(arg, "-h") == 0 ? CLI_OPT_HELP : cli_option_find(arg, len, allowed);
     const char *value = NULL;
 
     if (id < 0)

@@ -24,6 +24,8 @@
 
 struct cli_transport {
     enum cli_transport_kind kind;
+    const char *base_url;  /* "http://localhost" over the socket; HTTPS: the server */
+    const char *protocols; /* what curl may speak: "http"; HTTPS: "https" */
     char *socket_path;
     char *description;
     CURL *curl;
@@ -62,6 +64,9 @@ vs_result cli_transport_open(const struct cli_transport_config *cfg, struct cli_
     t = calloc(1, sizeof(*t));
     ENSURE(t != NULL, ERR_NOMEM);
     t->kind = cfg->kind;
+    /* Over a Unix socket the host is a formality (HTTP/1.1 wants one). */
+    t->base_url = "http://localhost";
+    t->protocols = "http";
     t->socket_path = strdup(cfg->socket_path);
     ENSURE_OUT(t->socket_path != NULL, ERR_NOMEM);
     ENSURE_OUT(asprintf(&t->description, "vmseald at %s", t->socket_path) >= 0, ERR_NOMEM);
@@ -164,7 +169,7 @@ vs_result cli_transport_request(struct cli_transport *t, const char *method, con
     *answer = (struct cli_answer){0};
     ENSURE(strncmp(path, "/v1/", 4) == 0, ERR_INVALID_ARG);
     GUARD(buf_alloc(&answer->body, 0, CLI_ANSWER_LIMIT));
-    ENSURE_OUT(asprintf(&url, "http://localhost%s", path) >= 0, ERR_NOMEM);
+    ENSURE_OUT(asprintf(&url, "%s%s", t->base_url, path) >= 0, ERR_NOMEM);
 
     /* The handle is reused (one connection for a whole command): set every
      * option that a previous request may have changed. */
@@ -176,7 +181,7 @@ vs_result cli_transport_request(struct cli_transport *t, const char *method, con
     /* Plain HTTP to the socket, no redirects, no proxy (an http_proxy in the
      * environment must not divert requests that carry secrets), and the
      * path as we escaped it: curl must not fold "/../" segments. */
-    CLI_CURL(curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http"));
+    CLI_CURL(curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, t->protocols));
     CLI_CURL(curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L));
     CLI_CURL(curl_easy_setopt(c, CURLOPT_PROXY, ""));
     CLI_CURL(curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L));

@@ -22,11 +22,17 @@ enum cli_transport_kind {
     CLI_TRANSPORT_HTTPS, /* next: https://HOST:PORT, --ca FILE, a bearer token */
 };
 
+/* What the next kind adds: `vmseal --server https://HOST:PORT --ca FILE
+ * COMMAND`, global options that come before the command (kp add-standard
+ * has its own --server and --ca after it), and a bearer token from a login,
+ * held in secret memory and sent as "Authorization: Bearer". Here only
+ * base_url, CURLOPT_CAINFO and that header change. */
 struct cli_transport_config {
     enum cli_transport_kind kind;
     const char *socket_path; /* UNIX: the socket's path */
-    const char *server;      /* HTTPS: "HOST:PORT" (not yet) */
+    const char *server;      /* HTTPS: "https://HOST:PORT" (not yet) */
     const char *ca_file;     /* HTTPS: PEM CA bundle (not yet) */
+    const struct buf *token; /* HTTPS: bearer token, secret memory (not yet) */
 };
 
 /* The socket used when neither --socket nor VMSEAL_SOCKET says: the one

@@ -728,8 +728,9 @@ static vs_result image_refuse(const char *path, const char *why)
 }
 
 /* Reads the start of path; for a qcow2 image checks it is importable and
- * returns its size. *is_qcow2 tells which it looked like. */
-static RESULT image_check_header(const char *path, bool *is_qcow2, uint64_t *qcow2_size)
+ * returns its size, else the file's size. *is_qcow2 tells which it looked
+ * like. */
+static RESULT image_check_header(const char *path, bool *is_qcow2, uint64_t *size_out)
 {
     uint8_t head[512];
     struct buf b;
@@ -740,7 +741,7 @@ static RESULT image_check_header(const char *path, bool *is_qcow2, uint64_t *qco
     int fd;
 
     *is_qcow2 = false;
-    *qcow2_size = 0;
+    *size_out = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
@@ -755,6 +756,7 @@ static RESULT image_check_header(const char *path, bool *is_qcow2, uint64_t *qco
         close(fd);
         return image_refuse(path, "not a regular file");
     }
+    *size_out = (uint64_t)st.st_size;
     while (got < (ssize_t)sizeof(head)) {
         ssize_t r = pread(fd, head + got, sizeof(head) - (size_t)got, got);
         if (r < 0 && errno == EINTR)
@@ -789,7 +791,7 @@ static RESULT image_check_header(const char *path, bool *is_qcow2, uint64_t *qco
         return image_refuse(path, "an encrypted qcow2 image cannot be imported");
     if (incompat & QCOW2_INCOMPAT_DATA_FILE)
         return image_refuse(path, "a qcow2 image with an external data file cannot be imported");
-    *qcow2_size = size;
+    *size_out = size;
     return OK_RESULT;
 }
 
@@ -806,13 +808,13 @@ vs_result disk_image_probe(const char *path, enum disk_format *format, uint64_t 
     struct proc_args args;
     struct buf name = {0}, info = {0};
     char fmt[32];
-    uint64_t size, qcow2_size;
+    uint64_t size, header_size;
     bool is_qcow2;
 
     proc_args_init(&args);
     *guest_size = 0;
     *format = DISK_FORMAT_RAW;
-    GUARD(image_check_header(path, &is_qcow2, &qcow2_size));
+    GUARD(image_check_header(path, &is_qcow2, &header_size));
     /* Let qemu-img probe the format (file driver named, so the path is
      * never a protocol), but only over the file: no backing is opened. */
     GUARD_OUT(buf_alloc(&name, 256, IMAGE_JSON_MAX + 6));
@@ -846,13 +848,15 @@ vs_result disk_image_probe(const char *path, enum disk_format *format, uint64_t 
             goto out;
         }
     }
-    ENSURE_OUT(!is_qcow2 || size == qcow2_size, ERR_DISK_FORMAT);
-    ENSURE_OUT(size > 0 && size % LUKS1_SECTOR_SIZE == 0, ERR_DISK_FORMAT);
+    /* qemu-img rounds a raw file's size up to a sector; the guest's disk
+     * is the file itself, so a partial sector is refused, not padded. */
+    if (size != header_size || size == 0 || size % LUKS1_SECTOR_SIZE != 0) {
+        rc = image_refuse(path, "the size is not a whole, non-zero number of 512-byte sectors");
+        goto out;
+    }
     *format = is_qcow2 ? DISK_FORMAT_QCOW2 : DISK_FORMAT_RAW;
     *guest_size = size;
 out:
-    if (rc.code == ERR_DISK_FORMAT && err_last()->detail[0] == '\0')
-        err_detail("%s: unexpected size (not a whole number of 512-byte sectors?)", path);
     buf_free(&info);
     buf_free(&name);
     proc_args_free(&args);
@@ -865,13 +869,13 @@ vs_result disk_image_convert_to_raw(const char *in_path, enum disk_format in_for
     vs_result rc = OK_RESULT;
     struct proc_args args;
     struct buf name = {0};
-    uint64_t qcow2_size;
+    uint64_t size;
     bool is_qcow2;
 
     proc_args_init(&args);
     ENSURE(in_format == DISK_FORMAT_RAW || in_format == DISK_FORMAT_QCOW2, ERR_INVALID_ARG);
     /* Checked again here: the file may have changed since the probe. */
-    GUARD(image_check_header(in_path, &is_qcow2, &qcow2_size));
+    GUARD(image_check_header(in_path, &is_qcow2, &size));
     if (is_qcow2 != (in_format == DISK_FORMAT_QCOW2))
         return image_refuse(in_path, "the image's format changed since it was probed");
     GUARD_OUT(image_args_start(&args, "convert"));

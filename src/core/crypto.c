@@ -26,7 +26,7 @@
 
 static struct {
     EVP_CIPHER *gcm;
-    EVP_CIPHER *xts;
+    EVP_CIPHER *ecb; /* AES-256-ECB: the block cipher under XTS */
     EVP_CIPHER *kwp128, *kwp192, *kwp256;
     EVP_MD *sha256;
     EVP_MAC *hmac;
@@ -40,7 +40,7 @@ static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 static void crypto_fetch_all(void)
 {
     algs.gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-    algs.xts = EVP_CIPHER_fetch(NULL, "AES-256-XTS", NULL);
+    algs.ecb = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
     algs.kwp128 = EVP_CIPHER_fetch(NULL, "AES-128-WRAP-PAD", NULL);
     algs.kwp192 = EVP_CIPHER_fetch(NULL, "AES-192-WRAP-PAD", NULL);
     algs.kwp256 = EVP_CIPHER_fetch(NULL, "AES-256-WRAP-PAD", NULL);
@@ -48,7 +48,7 @@ static void crypto_fetch_all(void)
     algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     algs.hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     algs.pbkdf2 = EVP_KDF_fetch(NULL, "PBKDF2", NULL);
-    algs.ok = algs.gcm && algs.xts && algs.kwp128 && algs.kwp192 && algs.kwp256 && algs.sha256 &&
+    algs.ok = algs.gcm && algs.ecb && algs.kwp128 && algs.kwp192 && algs.kwp256 && algs.sha256 &&
               algs.hmac && algs.hkdf && algs.pbkdf2;
 }
 
@@ -321,36 +321,84 @@ out:
 
 /* --- XTS-AES-256 --- */
 
+/*
+ * XTS (IEEE Std 1619-2018 §5.3, NIST SP 800-38E) over OpenSSL's AES-256-ECB.
+ *
+ * Why not EVP's AES-256-XTS: a disk sector is one XTS data unit with its own
+ * tweak, and OpenSSL takes one tweak per EVP_CipherInit. Re-initialising for
+ * every 512-byte sector (parameter lookups by name inside OpenSSL 3) cost as
+ * much as encrypting the sector: 3.3 GB/s per core against 5.5 without the
+ * re-init. Here AES is still OpenSSL's alone (one ECB call per 16 KiB), and
+ * only the mode is written out, as dm-crypt's xts template does over ecb(aes):
+ *
+ *   T_0   = AES-ENC(K2, i)            i: the sector number (plain64: 64-bit
+ *                                     little-endian, zero-padded to 16 bytes)
+ *   T_j+1 = T_j * alpha               in GF(2^128), x^128 + x^7 + x^2 + x + 1,
+ *                                     bytes little-endian (§5.2)
+ *   C_j   = AES-ENC(K1, P_j ^ T_j) ^ T_j   (decryption: AES-DEC(K1, ...))
+ *
+ * Sectors are whole numbers of 16-byte blocks (no ciphertext stealing). The
+ * tweaks of a batch are computed first (T_0 of up to 1024 sectors in one ECB
+ * call under K2), then XORed in, the whole batch goes through one ECB call
+ * under K1, and the tweaks are XORed out. Nothing depends on secret data but
+ * arithmetic (no table, no branch). Checked against IEEE 1619's vectors
+ * (tests/unit/test_crypto.c) and against OpenSSL's own XTS for many sector
+ * sizes and positions (tests/unit/test_engine.c).
+ */
+
+#define CRYPTO_XTS_BATCH 16384 /* bytes per ECB call: data and tweaks stay in L1/L2 */
+#define CRYPTO_XTS_BATCH_BLOCKS (CRYPTO_XTS_BATCH / CRYPTO_XTS_BLOCK_LEN)
+
+/* 16 bytes as one value: XOR compiles to one SIMD instruction (GCC and
+ * clang vector extension); loaded and stored with memcpy (any alignment). */
+typedef uint64_t crypto_xts_v128 __attribute__((vector_size(16)));
+
 struct crypto_xts {
-    EVP_CIPHER_CTX *enc;
-    EVP_CIPHER_CTX *dec;
-    /* Each sector rewrites the IV inside the shared EVP context: two threads
-     * in one context would encrypt under each other's tweaks, silently. So
-     * concurrent use is a programming error, caught here and fatal. */
+    EVP_CIPHER_CTX *data_enc;  /* AES-256-ECB, K1, encrypting */
+    EVP_CIPHER_CTX *data_dec;  /* AES-256-ECB, K1, decrypting */
+    EVP_CIPHER_CTX *tweak_enc; /* AES-256-ECB, K2, encrypting */
+    /* Scratch of one batch: the tweak of every block, and the encrypted
+     * sector numbers (T_0) not used yet. Derived from K2: wiped on free, in
+     * the heap like OpenSSL's key schedules (crypto.h). */
+    uint8_t tweaks[CRYPTO_XTS_BATCH];
+    uint8_t t0[CRYPTO_XTS_BATCH];
+    /* The scratch and the contexts are per call state: two threads in one
+     * context would mix each other's tweaks, silently. So concurrent use is
+     * a programming error, caught here and fatal. */
     atomic_flag busy;
 };
 
 #define CRYPTO_XTS_MAX_SECTOR ((size_t)1 << 20)
 
+static RESULT crypto_ecb_ctx(const uint8_t key[CRYPTO_AES256_KEY_LEN], int enc,
+                             EVP_CIPHER_CTX **out)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+
+    ENSURE(ctx != NULL, ERR_NOMEM);
+    *out = ctx; /* freed by crypto_xts_free on failure below */
+    ENSURE_OSSL(EVP_CipherInit_ex2(ctx, algs.ecb, key, NULL, enc, NULL) == 1, "XTS init");
+    ENSURE_OSSL(EVP_CIPHER_CTX_set_padding(ctx, 0) == 1, "XTS init");
+    return OK_RESULT;
+}
+
 vs_result crypto_xts_new(const uint8_t key[CRYPTO_XTS_KEY_LEN], struct crypto_xts **out)
 {
     vs_result rc = OK_RESULT;
     struct crypto_xts *x = NULL;
+    const uint8_t *k1 = key, *k2 = key + CRYPTO_XTS_KEY_LEN / 2;
 
     *out = NULL;
     GUARD(crypto_ready());
     /* NIST SP 800-38E: the data key and the tweak key must differ. */
-    ENSURE(!secret_equal(key, key + CRYPTO_XTS_KEY_LEN / 2, CRYPTO_XTS_KEY_LEN / 2),
-           ERR_INVALID_ARG);
+    ENSURE(!secret_equal(k1, k2, CRYPTO_XTS_KEY_LEN / 2), ERR_INVALID_ARG);
     x = calloc(1, sizeof(*x));
     ENSURE(x != NULL, ERR_NOMEM);
     atomic_flag_clear(&x->busy);
-    x->enc = EVP_CIPHER_CTX_new();
-    x->dec = EVP_CIPHER_CTX_new();
-    ENSURE_OUT(x->enc != NULL && x->dec != NULL, ERR_NOMEM);
-    /* The key schedule is computed once here; each sector only sets the IV. */
-    ENSURE_OSSL_OUT(EVP_EncryptInit_ex2(x->enc, algs.xts, key, NULL, NULL) == 1, "XTS init");
-    ENSURE_OSSL_OUT(EVP_DecryptInit_ex2(x->dec, algs.xts, key, NULL, NULL) == 1, "XTS init");
+    /* The key schedules are computed once here. */
+    GUARD_OUT(crypto_ecb_ctx(k1, 1, &x->data_enc));
+    GUARD_OUT(crypto_ecb_ctx(k1, 0, &x->data_dec));
+    GUARD_OUT(crypto_ecb_ctx(k2, 1, &x->tweak_enc));
     *out = x;
     x = NULL;
 out:
@@ -362,36 +410,124 @@ void crypto_xts_free(struct crypto_xts **x)
 {
     if (x == NULL || *x == NULL)
         return;
-    EVP_CIPHER_CTX_free((*x)->enc); /* cleanses the key schedule */
-    EVP_CIPHER_CTX_free((*x)->dec);
+    EVP_CIPHER_CTX_free((*x)->data_enc); /* cleanses the key schedule */
+    EVP_CIPHER_CTX_free((*x)->data_dec);
+    EVP_CIPHER_CTX_free((*x)->tweak_enc);
+    secret_wipe(*x, sizeof(**x));
     free(*x);
     *x = NULL;
 }
 
-static RESULT crypto_xts_run(EVP_CIPHER_CTX *ctx, uint64_t sector, size_t sector_size,
-                             const uint8_t *in, uint8_t *out, size_t len)
+/* A 64-bit value as 8 little-endian bytes in memory (IEEE 1619 §5.1: byte
+ * 0 of a block is its least significant); nothing to do on x86 or arm64. */
+static inline uint64_t crypto_le64(uint64_t v)
 {
-    uint8_t iv[16];
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return __builtin_bswap64(v);
+#else
+    return v;
+#endif
+}
+
+static RESULT crypto_ecb_run(EVP_CIPHER_CTX *ctx, uint8_t *buf, size_t len)
+{
+    int n = 0;
+
+    ENSURE_OSSL(EVP_CipherUpdate(ctx, buf, &n, buf, (int)len) == 1 && (size_t)n == len, "XTS ECB");
+    return OK_RESULT;
+}
+
+/* The per-call state of crypto_xts_run: which sector and block come next. */
+struct crypto_xts_pos {
+    uint64_t sector;       /* number of the sector of the next block */
+    size_t block;          /* index of the next block within its sector */
+    size_t t0_next;        /* next unused entry of x->t0 */
+    size_t t0_count;       /* entries in x->t0 */
+    uint64_t sectors_left; /* sectors of the call whose T_0 is not computed */
+    uint64_t t_lo, t_hi;   /* the tweak of the next block */
+};
+
+/* T_0 for the sectors to come: up to a batch of them in one ECB call. */
+static RESULT crypto_xts_next_t0(struct crypto_xts *x, struct crypto_xts_pos *p)
+{
+    if (p->t0_next == p->t0_count) {
+        size_t n = p->sectors_left < CRYPTO_XTS_BATCH_BLOCKS ? (size_t)p->sectors_left
+                                                             : CRYPTO_XTS_BATCH_BLOCKS;
+        uint64_t first = p->sector;
+
+        for (size_t i = 0; i < n; i++) {
+            crypto_xts_v128 v = {crypto_le64(first + i), 0}; /* plain64 */
+            memcpy(x->t0 + i * CRYPTO_XTS_BLOCK_LEN, &v, sizeof(v));
+        }
+        GUARD(crypto_ecb_run(x->tweak_enc, x->t0, n * CRYPTO_XTS_BLOCK_LEN));
+        p->t0_next = 0;
+        p->t0_count = n;
+        p->sectors_left -= n;
+    }
+    crypto_xts_v128 t;
+    memcpy(&t, x->t0 + p->t0_next * CRYPTO_XTS_BLOCK_LEN, sizeof(t));
+    p->t_lo = crypto_le64(t[0]);
+    p->t_hi = crypto_le64(t[1]);
+    p->t0_next++;
+    return OK_RESULT;
+}
+
+static RESULT crypto_xts_run(struct crypto_xts *x, bool encrypt, uint64_t sector,
+                             size_t sector_size, const uint8_t *in, uint8_t *out, size_t len)
+{
+    const size_t sector_blocks = sector_size / CRYPTO_XTS_BLOCK_LEN;
+    struct crypto_xts_pos p = {.sector = sector};
 
     ENSURE(sector_size >= CRYPTO_XTS_BLOCK_LEN && sector_size <= CRYPTO_XTS_MAX_SECTOR &&
                sector_size % CRYPTO_XTS_BLOCK_LEN == 0,
            ERR_INVALID_ARG);
     ENSURE(len % sector_size == 0, ERR_INVALID_ARG);
     ENSURE(len / sector_size == 0 || sector <= UINT64_MAX - (len / sector_size - 1), ERR_OVERFLOW);
+    p.sectors_left = len / sector_size;
 
-    for (size_t off = 0; off < len; off += sector_size, sector++) {
-        /* plain64: the sector number, little-endian, in the first 8 bytes. */
-        memset(iv, 0, sizeof(iv));
-        for (int i = 0; i < 8; i++)
-            iv[i] = (uint8_t)(sector >> (8 * i));
-        ENSURE_OSSL(EVP_CipherInit_ex2(ctx, NULL, NULL, iv, -1, NULL) == 1, "XTS iv");
-        /* EVP_Cipher calls the provider's one-shot cipher function directly:
-         * EVP_CipherUpdate's bookkeeping around it cost a third of the time
-         * of a 512-byte sector. For a provider cipher it returns the number
-         * of bytes processed, or -1. */
-        ENSURE_OSSL(EVP_Cipher(ctx, out + off, in + off, (unsigned)sector_size) ==
-                        (int)sector_size,
-                    "XTS cipher");
+    for (size_t off = 0; off < len; off += CRYPTO_XTS_BATCH) {
+        size_t blocks =
+            (len - off < CRYPTO_XTS_BATCH ? len - off : CRYPTO_XTS_BATCH) / CRYPTO_XTS_BLOCK_LEN;
+        const uint8_t *src = in + off;
+        uint8_t *dst = out + off;
+
+        /* Tweaks in, sector by sector (a sector may straddle batches). */
+        for (size_t b = 0; b < blocks;) {
+            if (p.block == 0)
+                GUARD(crypto_xts_next_t0(x, &p));
+            size_t run =
+                sector_blocks - p.block < blocks - b ? sector_blocks - p.block : blocks - b;
+            uint64_t lo = p.t_lo, hi = p.t_hi;
+            for (size_t r = 0; r < run; r++, b++) {
+                crypto_xts_v128 vt = {crypto_le64(lo), crypto_le64(hi)}, vd;
+                memcpy(x->tweaks + b * CRYPTO_XTS_BLOCK_LEN, &vt, sizeof(vt));
+                memcpy(&vd, src + b * CRYPTO_XTS_BLOCK_LEN, sizeof(vd));
+                vd ^= vt;
+                memcpy(dst + b * CRYPTO_XTS_BLOCK_LEN, &vd, sizeof(vd));
+                /* times alpha: shift left one bit, fold the carry back with
+                 * the polynomial's low terms (0x87), without a branch */
+                uint64_t carry = (0 - (hi >> 63)) & 0x87;
+                hi = (hi << 1) | (lo >> 63);
+                lo = (lo << 1) ^ carry;
+            }
+            p.t_lo = lo;
+            p.t_hi = hi;
+            p.block += run;
+            if (p.block == sector_blocks) {
+                p.block = 0;
+                p.sector++;
+            }
+        }
+        GUARD(crypto_ecb_run(encrypt ? x->data_enc : x->data_dec, dst,
+                             blocks * CRYPTO_XTS_BLOCK_LEN));
+        /* Tweaks out. */
+        for (size_t b = 0; b < blocks; b++) {
+            crypto_xts_v128 vt, vd;
+            memcpy(&vt, x->tweaks + b * CRYPTO_XTS_BLOCK_LEN, sizeof(vt));
+            memcpy(&vd, dst + b * CRYPTO_XTS_BLOCK_LEN, sizeof(vd));
+            vd ^= vt;
+            memcpy(dst + b * CRYPTO_XTS_BLOCK_LEN, &vd, sizeof(vd));
+        }
     }
     return OK_RESULT;
 }
@@ -403,7 +539,7 @@ static vs_result crypto_xts_guarded(struct crypto_xts *x, bool encrypt, uint64_t
 
     if (atomic_flag_test_and_set(&x->busy))
         abort(); /* two threads in one context: see struct crypto_xts */
-    rc = crypto_xts_run(encrypt ? x->enc : x->dec, sector, sector_size, in, out, len);
+    rc = crypto_xts_run(x, encrypt, sector, sector_size, in, out, len);
     atomic_flag_clear(&x->busy);
     return rc;
 }

@@ -62,6 +62,27 @@ out:
     return rc;
 }
 
+/* Leftovers of an atomic write cut short (file.h writes NAME.tmp-XXXX,
+ * then renames): the journal itself may be one, written before anything
+ * else, so they are removed whether or not a journal exists. */
+static void remove_temporaries(struct vm_host *h, const char *name)
+{
+    char dir[VM_PATH_MAX];
+    if (!is_ok(vm_path(dir, sizeof dir, "%s/%s", h->datastore, name)))
+        return;
+    DIR *dp = opendir(dir);
+    if (dp == NULL)
+        return;
+    bool removed = false;
+    struct dirent *e;
+    while ((e = readdir(dp)) != NULL)
+        if (strstr(e->d_name, ".tmp-") != NULL && unlinkat(dirfd(dp), e->d_name, 0) == 0)
+            removed = true;
+    closedir(dp);
+    if (removed)
+        result_ignore(file_fsync_dir(dir));
+}
+
 void vm_host_recover_all(struct vm_host *h)
 {
     DIR *dp = opendir(h->datastore);
@@ -93,6 +114,20 @@ void vm_host_recover_all(struct vm_host *h)
     }
     closedir(dp);
     for (size_t i = 0; i < n; i++) {
+        remove_temporaries(h, names[i]);
+        if (!exists(h->datastore, names[i], "vm.json") &&
+            !exists(h->datastore, names[i], "journal")) {
+            /* A create or clone killed before its journal: an empty
+             * directory. Anything else is left for the operator. */
+            char dir[VM_PATH_MAX];
+            if (is_ok(vm_path(dir, sizeof dir, "%s/%s", h->datastore, names[i])) &&
+                rmdir(dir) == 0)
+                log_warn("rolled back an interrupted create or clone", LOG_S("vm", names[i]));
+            else
+                log_warn("directory without vm.json left as it is", LOG_S("vm", names[i]));
+            err_clear();
+            continue;
+        }
         if (!exists(h->datastore, names[i], "journal"))
             continue;
         if (!is_ok(vm_recover(h, names[i]))) {

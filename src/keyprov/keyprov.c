@@ -331,10 +331,11 @@ out:
     return rc;
 }
 
-static vs_result keyprov_add_standard_unsafe(struct keyprov *kp, const char *name,
-                                             const char *const *servers, size_t server_count,
-                                             const char *ca_pem, const char *cert_pem,
-                                             const char *key_pem)
+/* keyprov_add_standard without its SIGPIPE guard. */
+static vs_result keyprov_add_standard_unguarded(struct keyprov *kp, const char *name,
+                                                const char *const *servers, size_t server_count,
+                                                const char *ca_pem, const char *cert_pem,
+                                                const char *key_pem)
 {
     vs_result rc = OK_RESULT;
     struct keyprov_provider *p = NULL;
@@ -407,7 +408,7 @@ vs_result keyprov_add_standard(struct keyprov *kp, const char *name, const char 
     vs_result rc;
 
     keyprov_sigpipe_block(&sp);
-    rc = keyprov_add_standard_unsafe(kp, name, servers, server_count, ca_pem, cert_pem, key_pem);
+    rc = keyprov_add_standard_unguarded(kp, name, servers, server_count, ca_pem, cert_pem, key_pem);
     keyprov_sigpipe_restore(&sp);
     return rc;
 }

@@ -299,7 +299,7 @@ vs_result cli_cmd_vm_clone(struct cli_ctx *ctx, const struct cli_args *a)
         if (cli_has(a, modes[i].flag))
             mode = modes[i].mode;
     snprintf(done, sizeof(done), "cloned %s to %s%s", a->arg[0], a->arg[1],
-             cli_has(a, CLI_OPT_INSTANT) ? " (instant clone)" : "");
+             cli_has(a, CLI_OPT_INSTANT) ? " as an instant clone" : "");
     return cli_vm_action(ctx, a->arg[0], "clone",
                          json_pack("{s:s, s:s, s:s?, s:b}", "name", a->arg[1], "mode", mode,
                                    "provider", cli_str(a, CLI_OPT_PROVIDER), "instant",

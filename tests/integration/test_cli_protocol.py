@@ -258,6 +258,8 @@ def test_task_command_request(vmseal, fake, argv, method, path, body):
     # The task was followed to its end, and said so in one line.
     assert [r.path for r in fake.requests[1:]] == ["/v1/tasks/t-1"]
     assert len(out.splitlines()) == 1 and argv[2] in out
+    if "--instant" in argv:
+        assert out == "cloned web1 to web3 as an instant clone (encrypted, provider native1)\n"
 
 
 def test_vm_create_every_option(vmseal, fake, workdir):
@@ -377,6 +379,15 @@ def test_vm_info(vmseal, fake):
     # --json: the vm object itself, "encrypted" at the top.
     printed = json.loads(ok(vmseal("vm", "info", "web1", "--json")))
     assert printed == VM and printed["encrypted"] is True
+    # A locked instant clone: why it is locked, its parent, no hardware.
+    locked = dict(VM, state="locked", locked_reason="provider kms: key k-1 cannot be fetched",
+                  memory=None, cpus=None, instant_clone_of="gold")
+    fake.on("GET", "/v1/vms/web1", (200, {"vm": locked}))
+    lines = ok(vmseal("vm", "info", "web1")).splitlines()
+    assert lines[2:4] == ["state:            locked",
+                          "locked because:   provider kms: key k-1 cannot be fetched"]
+    assert "instant clone of: gold" in lines
+    assert not any(l.startswith(("memory:", "cpus:")) for l in lines)
 
 
 def test_keys(vmseal, fake):

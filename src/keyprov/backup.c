@@ -198,22 +198,15 @@ static vs_result keyprov_backup_read_contents(struct buf *plain, struct keyprov_
     return OK_RESULT;
 }
 
-vs_result keyprov_backup_decode(const void *file, size_t file_len, const void *passphrase,
-                                size_t passphrase_len, struct keyprov_backup_contents **out)
+vs_result keyprov_backup_parse(const void *file, size_t file_len, struct keyprov_backup_parsed *out)
 {
-    vs_result rc = OK_RESULT;
-    struct buf in, plain = {0};
-    struct keyprov_scrypt_params s;
-    const uint8_t *magic, *salt, *iv, *ct, *tag;
+    struct buf in;
+    const uint8_t *magic;
     uint16_t version;
     uint8_t kdf, salt_len;
     uint32_t ct_len;
-    size_t header_len;
-    void *key = NULL, *contents = NULL;
 
-    *out = NULL;
-    ENSURE(passphrase_len >= 1, ERR_INVALID_ARG);
-    ENSURE(passphrase_len <= KEYPROV_BACKUP_PASSPHRASE_MAX, ERR_TOO_LARGE);
+    memset(out, 0, sizeof(*out));
     buf_view(&in, file, file_len);
     if (!is_ok(buf_read_ptr(&in, sizeof(keyprov_backup_magic), &magic)) ||
         memcmp(magic, keyprov_backup_magic, sizeof(keyprov_backup_magic)) != 0) {
@@ -227,12 +220,13 @@ vs_result keyprov_backup_decode(const void *file, size_t file_len, const void *p
         return err_detail("backup format version %u; this vmseal reads version %d", version,
                           KEYPROV_BACKUP_VERSION);
     }
-    if (!is_ok(buf_read_u8(&in, &kdf)) || !is_ok(buf_read_u8(&in, &s.log2_n)) ||
-        !is_ok(buf_read_u32(&in, &s.r)) || !is_ok(buf_read_u32(&in, &s.p)) ||
+    if (!is_ok(buf_read_u8(&in, &kdf)) || !is_ok(buf_read_u8(&in, &out->log2_n)) ||
+        !is_ok(buf_read_u32(&in, &out->r)) || !is_ok(buf_read_u32(&in, &out->p)) ||
         !is_ok(buf_read_u8(&in, &salt_len)))
         return keyprov_backup_bad("truncated");
     if (kdf != KEYPROV_BACKUP_KDF_SCRYPT)
         return keyprov_backup_bad("unknown key derivation function");
+    const struct keyprov_scrypt_params s = {out->log2_n, out->r, out->p};
     if (!keyprov_scrypt_in_bounds(&s)) {
         RAISE(ERR_AUTH);
         return err_detail("the backup does not open: its scrypt parameters (N = 2^%u, r = %u, "
@@ -241,24 +235,54 @@ vs_result keyprov_backup_decode(const void *file, size_t file_len, const void *p
     }
     if (salt_len < KEYPROV_BACKUP_SALT_MIN || salt_len > KEYPROV_BACKUP_SALT_MAX)
         return keyprov_backup_bad("salt length out of bounds");
-    if (!is_ok(buf_read_ptr(&in, salt_len, &salt)) ||
-        !is_ok(buf_read_ptr(&in, CRYPTO_GCM_IV_LEN, &iv)) || !is_ok(buf_read_u32(&in, &ct_len)))
+    if (!is_ok(buf_read_ptr(&in, salt_len, &out->salt)) ||
+        !is_ok(buf_read_ptr(&in, CRYPTO_GCM_IV_LEN, &out->iv)) ||
+        !is_ok(buf_read_u32(&in, &ct_len)))
         return keyprov_backup_bad("truncated");
-    header_len = buf_rpos(&in);
+    out->salt_len = salt_len;
+    out->header = file;
+    out->header_len = buf_rpos(&in);
     if (ct_len == 0 || ct_len > KEYPROV_BACKUP_CT_MAX)
         return keyprov_backup_bad("contents length out of bounds");
-    if (!is_ok(buf_read_ptr(&in, ct_len, &ct)) ||
-        !is_ok(buf_read_ptr(&in, CRYPTO_GCM_TAG_LEN, &tag)))
+    if (!is_ok(buf_read_ptr(&in, ct_len, &out->ct)) ||
+        !is_ok(buf_read_ptr(&in, CRYPTO_GCM_TAG_LEN, &out->tag)))
         return keyprov_backup_bad("truncated");
+    out->ct_len = ct_len;
     if (buf_remaining(&in) != 0)
         return keyprov_backup_bad("bytes follow its end");
+    return OK_RESULT;
+}
+
+vs_result keyprov_backup_parse_contents(const void *plain, size_t len,
+                                        struct keyprov_backup_contents *out)
+{
+    struct buf in;
+
+    buf_view(&in, plain, len);
+    return keyprov_backup_read_contents(&in, out);
+}
+
+vs_result keyprov_backup_decode(const void *file, size_t file_len, const void *passphrase,
+                                size_t passphrase_len, struct keyprov_backup_contents **out)
+{
+    vs_result rc = OK_RESULT;
+    struct keyprov_backup_parsed f;
+    struct buf plain = {0};
+    void *key = NULL, *contents = NULL;
+    uint8_t *pt;
+
+    *out = NULL;
+    ENSURE(passphrase_len >= 1, ERR_INVALID_ARG);
+    ENSURE(passphrase_len <= KEYPROV_BACKUP_PASSPHRASE_MAX, ERR_TOO_LARGE);
+    /* Every field checked and bounded before any work is done for it. */
+    GUARD(keyprov_backup_parse(file, file_len, &f));
+    const struct keyprov_scrypt_params s = {f.log2_n, f.r, f.p};
 
     GUARD(secret_alloc(CRYPTO_AES256_KEY_LEN, &key));
-    GUARD_OUT(keyprov_scrypt(passphrase, passphrase_len, salt, salt_len, &s, key));
+    GUARD_OUT(keyprov_scrypt(passphrase, passphrase_len, f.salt, f.salt_len, &s, key));
     GUARD_OUT(buf_alloc_secret(&plain, 0, KEYPROV_BACKUP_CT_MAX));
-    uint8_t *pt;
-    GUARD_OUT(buf_reserve(&plain, ct_len, &pt));
-    rc = crypto_gcm_open(key, iv, file, header_len, ct, ct_len, tag, pt);
+    GUARD_OUT(buf_reserve(&plain, f.ct_len, &pt));
+    rc = crypto_gcm_open(key, f.iv, f.header, f.header_len, f.ct, f.ct_len, f.tag, pt);
     if (!is_ok(rc)) {
         rc = keyprov_backup_bad("wrong passphrase, or the file was changed");
         goto out;

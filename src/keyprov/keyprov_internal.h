@@ -206,6 +206,12 @@ vs_result keyprov_raise_key(enum err_code code, const char *file, int line, cons
  * keyprov_registry_save writes. Called once, at open. */
 RESULT keyprov_registry_load(struct keyprov *kp) __attribute__((nonnull));
 
+/* The same from the file's bytes (path names the file in details): what
+ * keyprov_registry_load does once it has read them, and what the fuzz
+ * target feeds. Appends to kp->providers (room for KEYPROV_MAX_PROVIDERS). */
+RESULT keyprov_registry_parse(struct keyprov *kp, const char *path, const void *text, size_t len)
+    __attribute__((nonnull));
+
 /* Writes kp's registry atomically, with default_name ("" for none) as the
  * default. Call with kp->lock held. extra, when not NULL, is written as if
  * it were in the list: a provider being added joins kp's list only once
@@ -218,6 +224,11 @@ RESULT keyprov_registry_save(const struct keyprov *kp, const struct keyprov_prov
 
 /* Loads the sealed root and the tombstones of a native provider. */
 RESULT keyprov_native_load(struct keyprov *kp, struct keyprov_provider *p) __attribute__((nonnull));
+
+/* Reads a destroyed.json's bytes into p's tombstones (which must be
+ * empty); ERR_PROVIDER for anything but what the provider writes. */
+RESULT keyprov_native_parse_tombstones(struct keyprov_provider *p, const char *path,
+                                       const void *text, size_t len) __attribute__((nonnull));
 
 /* Creates p's root (32 random bytes) and seals it to its file. p->name
  * and p->id are set. */
@@ -246,6 +257,22 @@ RESULT keyprov_backup_encode(const char *name, const char *id, const uint8_t roo
 RESULT keyprov_backup_decode(const void *file, size_t file_len, const void *passphrase,
                              size_t passphrase_len, struct keyprov_backup_contents **out)
     __attribute__((nonnull));
+
+/* The fields of a backup file, checked and bounded, pointing into it; no
+ * key derived, nothing decrypted. ERR_INVALID_ARG (no backup),
+ * ERR_UNSUPPORTED (a newer version) or ERR_AUTH (anything else wrong). */
+struct keyprov_backup_parsed {
+    uint8_t log2_n;
+    uint32_t r, p;
+    const uint8_t *salt, *iv, *ct, *tag, *header;
+    size_t salt_len, ct_len, header_len;
+};
+RESULT keyprov_backup_parse(const void *file, size_t file_len, struct keyprov_backup_parsed *out)
+    __attribute__((nonnull));
+
+/* The decrypted contents of a backup, read strictly into out. */
+RESULT keyprov_backup_parse_contents(const void *plain, size_t len,
+                                     struct keyprov_backup_contents *out) __attribute__((nonnull));
 
 /* The backup file's scrypt parameters (RFC 7914): what is written, and the
  * bounds a file is held to before any work is done for it. */

@@ -142,21 +142,30 @@ static vs_result keyprov_native_load_tombstones(struct keyprov *kp, struct keypr
     vs_result rc = OK_RESULT;
     char path[4096];
     struct buf b = {0};
-    json_t *root = NULL;
-    json_error_t jerr;
-    const char *key;
-    json_t *v;
 
     GUARD(keyprov_path(kp, p->name, KEYPROV_TOMBSTONE_FILE, path, sizeof(path)));
     GUARD(buf_alloc(&b, 0, KEYPROV_TOMBSTONE_FILE_MAX));
     rc = file_read_all(path, KEYPROV_TOMBSTONE_FILE_MAX, &b);
     if (rc.code == ERR_NOT_FOUND) {
         err_clear();
-        rc = OK_RESULT;
-        goto out; /* nothing destroyed yet */
+        rc = OK_RESULT; /* nothing destroyed yet */
+    } else if (is_ok(rc)) {
+        rc = keyprov_native_parse_tombstones(p, path, buf_data(&b), buf_len(&b));
     }
-    GUARD_OUT(rc);
-    root = json_loadb((const char *)buf_data(&b), buf_len(&b), JSON_REJECT_DUPLICATES, &jerr);
+    buf_free(&b);
+    return rc;
+}
+
+vs_result keyprov_native_parse_tombstones(struct keyprov_provider *p, const char *path,
+                                          const void *text, size_t len)
+{
+    vs_result rc = OK_RESULT;
+    json_t *root = NULL;
+    json_error_t jerr;
+    const char *key;
+    json_t *v;
+
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         rc = RAISE(ERR_PROVIDER);
         err_detail("%s: line %d: %s", path, jerr.line, jerr.text);
@@ -195,7 +204,6 @@ static vs_result keyprov_native_load_tombstones(struct keyprov *kp, struct keypr
     }
 out:
     json_decref(root);
-    buf_free(&b);
     return rc;
 }
 

@@ -175,22 +175,31 @@ static vs_result keyprov_registry_read_provider(const char *path, const char *wh
 vs_result keyprov_registry_load(struct keyprov *kp)
 {
     vs_result rc = OK_RESULT;
-    char path[4096], where[48];
+    char path[4096];
     struct buf b = {0};
-    json_t *root = NULL;
-    json_error_t jerr;
-    struct keyprov_provider *p = NULL;
 
     GUARD(keyprov_path(kp, NULL, KEYPROV_REGISTRY_FILE, path, sizeof(path)));
     GUARD(buf_alloc(&b, 0, KEYPROV_REGISTRY_MAX));
     rc = file_read_all(path, KEYPROV_REGISTRY_MAX, &b);
     if (rc.code == ERR_NOT_FOUND) {
         err_clear();
-        rc = OK_RESULT;
-        goto out; /* no provider yet */
+        rc = OK_RESULT; /* no provider yet */
+    } else if (is_ok(rc)) {
+        rc = keyprov_registry_parse(kp, path, buf_data(&b), buf_len(&b));
     }
-    GUARD_OUT(rc);
-    root = json_loadb((const char *)buf_data(&b), buf_len(&b), JSON_REJECT_DUPLICATES, &jerr);
+    buf_free(&b);
+    return rc;
+}
+
+vs_result keyprov_registry_parse(struct keyprov *kp, const char *path, const void *text, size_t len)
+{
+    vs_result rc = OK_RESULT;
+    char where[48];
+    json_t *root = NULL;
+    json_error_t jerr;
+    struct keyprov_provider *p = NULL;
+
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         rc = RAISE(ERR_PROVIDER);
         err_detail("%s: line %d: %s", path, jerr.line, jerr.text);
@@ -241,7 +250,6 @@ vs_result keyprov_registry_load(struct keyprov *kp)
 out:
     keyprov_provider_free(&p);
     json_decref(root);
-    buf_free(&b);
     return rc;
 }
 

@@ -206,11 +206,12 @@ vs_result keyprov_raise_key(enum err_code code, const char *file, int line, cons
  * keyprov_registry_save writes. Called once, at open. */
 RESULT keyprov_registry_load(struct keyprov *kp) __attribute__((nonnull));
 
-/* The same from the file's bytes (path names the file in details): what
+/* The same from the file's bytes (text may be NULL when len is 0; path
+ * names the file in details): what
  * keyprov_registry_load does once it has read them, and what the fuzz
  * target feeds. Appends to kp->providers (room for KEYPROV_MAX_PROVIDERS). */
 RESULT keyprov_registry_parse(struct keyprov *kp, const char *path, const void *text, size_t len)
-    __attribute__((nonnull));
+    __attribute__((nonnull(1, 2)));
 
 /* Writes kp's registry atomically, with default_name ("" for none) as the
  * default. Call with kp->lock held. extra, when not NULL, is written as if
@@ -228,7 +229,7 @@ RESULT keyprov_native_load(struct keyprov *kp, struct keyprov_provider *p) __att
 /* Reads a destroyed.json's bytes into p's tombstones (which must be
  * empty); ERR_PROVIDER for anything but what the provider writes. */
 RESULT keyprov_native_parse_tombstones(struct keyprov_provider *p, const char *path,
-                                       const void *text, size_t len) __attribute__((nonnull));
+                                       const void *text, size_t len) __attribute__((nonnull(1, 2)));
 
 /* Creates p's root (32 random bytes) and seals it to its file. p->name
  * and p->id are set. */

@@ -165,7 +165,7 @@ vs_result keyprov_native_parse_tombstones(struct keyprov_provider *p, const char
     const char *key;
     json_t *v;
 
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(len > 0 ? text : "", len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         rc = RAISE(ERR_PROVIDER);
         err_detail("%s: line %d: %s", path, jerr.line, jerr.text);

@@ -199,7 +199,7 @@ vs_result keyprov_registry_parse(struct keyprov *kp, const char *path, const voi
     json_error_t jerr;
     struct keyprov_provider *p = NULL;
 
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(len > 0 ? text : "", len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         rc = RAISE(ERR_PROVIDER);
         err_detail("%s: line %d: %s", path, jerr.line, jerr.text);

@@ -1,36 +1,43 @@
 /*
  * engine.c - the bulk engine. See engine.h for the contract.
  *
- * Shape of a run:
+ * A pipeline of three stages over a fixed set of chunk buffers ("slots",
+ * 4 MiB each by default), handed from stage to stage through three queues:
  *
- *   - The guest range is cut into chunks (4 MiB by default). Workers (the
- *     calling thread and threads-1 others) take chunks in increasing order
- *     from one atomic counter, so the files are walked front to back by a
- *     few streams at once and a slow chunk never holds up the others.
- *   - A worker owns one buffer of one chunk and its own XTS contexts (one
- *     for the source's DEK, one for the destination's). A chunk is read
- *     with pread into the buffer, decrypted and re-encrypted there in place
- *     (slice by slice, so that both passes over a slice hit the cache), and
- *     written with pwrite: no copies between threads, no locks on the data
- *     path.
- *   - Pipelining: a worker claims its next chunk before it processes the
- *     current one and asks the kernel to read it ahead (POSIX_FADV_WILLNEED),
- *     and starts write-back of what it has just written
- *     (sync_file_range(SYNC_FILE_RANGE_WRITE), asynchronous). On a real disk,
- *     reads, cipher and write-back of neighbouring chunks overlap without
- *     another thread; the final fdatasync has little left to do.
- *   - Sparse source: each chunk asks the source for its data extents with
- *     SEEK_DATA / SEEK_HOLE (per chunk, so that a badly fragmented source
- *     never needs a map in memory). Extents are widened to whole 512-byte
- *     sectors. What a hole becomes is engine.h's rule: skipped, except
- *     plaintext into LUKS, where it is encrypted zeros.
- *   - Progress counts guest bytes done (holes included); one mutex
- *     serializes the callback, which a worker only tries to take
- *     (trylock): a worker never waits for another's report. The last call,
- *     with done == total, is made once everything is written and synced.
- *   - The first error (or cancellation) seen by any worker is kept, with
- *     its file, line and detail, and stops the others; the caller gets it
- *     back on its own thread (err_restore).
+ *   free --> readers (2) --> filled --> cipher threads (opts.threads) --> ready
+ *     ^                                                                    |
+ *     +------------------------ writer (the calling thread) <--------------+
+ *
+ *   - Readers take the guest's chunks in increasing order from one counter,
+ *     find the source's data extents in the chunk (SEEK_DATA / SEEK_HOLE),
+ *     and pread them into the slot. Two readers keep two reads in flight,
+ *     which hides read latency (a page cache miss on a disk, a host's page
+ *     fault under a VM); buffered reads of one file run in parallel.
+ *   - Cipher threads own their XTS contexts (one per key) and decrypt and
+ *     re-encrypt each extent in place in the slot, slice by slice, so that
+ *     the second pass finds the data in cache. They never wait for I/O: with
+ *     threads = CPUs, the CPUs do cipher work while I/O is in flight.
+ *   - One writer: buffered writes to one file are serialized by the file
+ *     system (the inode lock of ext4, XFS, tmpfs), so a second writer would
+ *     add nothing but spinning on that lock. It pwrites the extents, starts
+ *     write-back of them (sync_file_range, asynchronous: the final fdatasync
+ *     has little left), counts progress and calls the progress callback: one
+ *     thread, so reports are serialized and monotonic by construction.
+ *
+ *   Plaintext to plaintext has no cipher stage: readers feed the writer.
+ *
+ * Sparse source: what a hole becomes is engine.h's rule. Extents are
+ * widened to whole 512-byte sectors. Each reader remembers the last extent
+ * the file system reported and reuses it while its chunks fall inside: on
+ * tmpfs, SEEK_HOLE walks the page cache up to the next hole, so asking anew
+ * for every chunk of a fully written disk would cost time quadratic in its
+ * size. A chunk with no data still travels the pipeline, empty, so that the
+ * writer counts it.
+ *
+ * Errors and cancellation: the first error of any thread is kept, with its
+ * file, line and detail, sets `stop`, and wakes every waiting thread; the
+ * caller gets it back on its own thread (err_restore). Readers and the
+ * writer check the cancel flag once per chunk.
  *
  * The engine moves the source descriptor's file offset (lseek for
  * SEEK_DATA/SEEK_HOLE); all data I/O is positional.
@@ -54,12 +61,14 @@
 #define ENGINE_DEFAULT_CHUNK ((size_t)4 << 20)
 #define ENGINE_MAX_CHUNK ((size_t)256 << 20)
 #define ENGINE_MAX_THREADS 256U
+#define ENGINE_READERS 2U
+#define ENGINE_MAX_SLOTS 64U
 /* Decrypt and re-encrypt this much at a time, so that the second pass
  * finds the data in L2 instead of memory. */
 #define ENGINE_SLICE ((size_t)128 << 10)
 #define ENGINE_PROGRESS_STEP ((uint64_t)64 << 20)
 
-/* One side of the copy, as the workers see it. */
+/* One side of the copy, as the threads see it. */
 struct engine_end {
     int fd;
     bool luks;
@@ -67,33 +76,47 @@ struct engine_end {
     uint64_t base; /* file offset of guest byte 0 */
 };
 
+/* Data to transform and write, relative to the slot's chunk. */
+struct engine_extent {
+    size_t off, len;
+};
+
+struct engine_slot {
+    uint8_t *buf;   /* one chunk, mmap'ed */
+    uint64_t start; /* guest offset of the chunk */
+    size_t len;     /* its length (the last chunk may be short) */
+    struct engine_extent *extents;
+    size_t n_extents;
+};
+
+/* A ring of slot numbers. */
+struct engine_queue {
+    unsigned *items;
+    unsigned head, count;
+    pthread_cond_t nonempty;
+};
+
 struct engine_job {
     struct engine_end src, dst;
     uint64_t guest_size;
     size_t chunk;
     uint64_t chunks;
-    bool src_sparse; /* the source answers SEEK_DATA / SEEK_HOLE */
+    size_t max_extents; /* per slot: a chunk of alternating sectors */
+    bool src_sparse;    /* the source answers SEEK_DATA / SEEK_HOLE */
+    bool whole;         /* plaintext into LUKS: holes become encrypted zeros */
+    bool has_cipher;    /* a LUKS end: readers feed cipher threads, else the writer */
     const struct disk_copy_opts *opts;
 
+    struct engine_slot *slots;
+    unsigned n_slots;
     atomic_uint_fast64_t next_chunk;
-    atomic_uint_fast64_t done_bytes;
-    atomic_uint_fast64_t next_report; /* done_bytes at which to report */
-    atomic_bool stop;
 
-    pthread_mutex_t lock; /* guards first_error and the progress callback */
+    pthread_mutex_t lock; /* guards the queues, the counters below, the error */
+    struct engine_queue free, filled, ready;
+    unsigned readers_left, ciphers_left;
+    bool stop;
     bool failed;
     struct err_state first_error;
-};
-
-struct engine_worker {
-    struct engine_job *job;
-    uint8_t *buf;
-    struct crypto_xts *src_xts, *dst_xts;
-    vs_result rc;
-    /* The last extent the source reported (engine_next_extent), in guest
-     * offsets: [known_from, known_data) is a hole, [known_data, known_hole)
-     * data; valid for offsets in [known_from, known_limit). */
-    uint64_t known_from, known_data, known_hole, known_limit;
 };
 
 /* --- small helpers --- */
@@ -110,17 +133,72 @@ static bool engine_cancelled(const struct engine_job *job)
     return job->opts->cancel != NULL && atomic_load(job->opts->cancel);
 }
 
-/* Keeps the first error of the run (the one that caused the others). */
-static void engine_record_error(struct engine_job *job)
+/* Raises ERR_CANCELLED (a raiser: its result may be dropped). */
+static vs_result engine_cancel_error(void)
+{
+    RAISE(ERR_CANCELLED);
+    return err_detail("the copy was cancelled: the destination is incomplete");
+}
+
+/* Keeps the first error of the run (the one that caused the others) and
+ * stops every stage. */
+static void engine_fail(struct engine_job *job)
 {
     pthread_mutex_lock(&job->lock);
     if (!job->failed) {
         job->failed = true;
         job->first_error = *err_last();
     }
+    job->stop = true;
+    pthread_cond_broadcast(&job->free.nonempty);
+    pthread_cond_broadcast(&job->filled.nonempty);
+    pthread_cond_broadcast(&job->ready.nonempty);
     pthread_mutex_unlock(&job->lock);
-    atomic_store(&job->stop, true);
 }
+
+/* --- queues --- */
+
+static void engine_put(struct engine_job *job, struct engine_queue *q, unsigned slot)
+{
+    pthread_mutex_lock(&job->lock);
+    q->items[(q->head + q->count) % job->n_slots] = slot;
+    q->count++;
+    pthread_cond_signal(&q->nonempty);
+    pthread_mutex_unlock(&job->lock);
+}
+
+/* Takes a slot from q, waiting while it is empty and *producers (NULL:
+ * never done) is not zero. False when the run stops or the producers are
+ * done and q is empty. */
+static bool engine_take(struct engine_job *job, struct engine_queue *q, const unsigned *producers,
+                        unsigned *slot)
+{
+    bool got = false;
+
+    pthread_mutex_lock(&job->lock);
+    while (q->count == 0 && !job->stop && (producers == NULL || *producers > 0))
+        pthread_cond_wait(&q->nonempty, &job->lock);
+    if (!job->stop && q->count > 0) {
+        *slot = q->items[q->head];
+        q->head = (q->head + 1) % job->n_slots;
+        q->count--;
+        got = true;
+    }
+    pthread_mutex_unlock(&job->lock);
+    return got;
+}
+
+/* A stage's thread is done: when it was the last of its stage, the next
+ * stage must stop waiting for more. */
+static void engine_producer_done(struct engine_job *job, unsigned *left, struct engine_queue *next)
+{
+    pthread_mutex_lock(&job->lock);
+    if (--*left == 0)
+        pthread_cond_broadcast(&next->nonempty);
+    pthread_mutex_unlock(&job->lock);
+}
+
+/* --- I/O --- */
 
 static RESULT engine_read_fully(const struct engine_end *e, uint8_t *p, size_t len, uint64_t off)
 {
@@ -169,138 +247,94 @@ static RESULT engine_write_fully(const struct engine_end *e, const uint8_t *p, s
     return OK_RESULT;
 }
 
-/* --- the source's extents --- */
+/* --- readers --- */
+
+/* What one reader last learnt of the source, in guest offsets:
+ * [from, data) is a hole, [data, hole) data; valid for offsets in
+ * [from, limit). */
+struct engine_known {
+    uint64_t from, data, hole, limit;
+};
 
 /* The first sector-aligned data extent [*data, *hole) of the source at or
  * after guest offset `from`, clipped to `end`; *data == end when there is
- * none. A sector that holds any data byte counts as data.
- *
- * The answer of the file system is kept in the worker (w->known_*) and
- * reused while the worker's chunks fall inside it: on tmpfs, SEEK_HOLE
- * walks the page cache up to the next hole, so asking again for every chunk
- * of a fully written disk would cost time quadratic in its size. */
-static RESULT engine_next_extent(struct engine_worker *w, uint64_t from, uint64_t end,
-                                 uint64_t *data, uint64_t *hole)
+ * none. A sector that holds any data byte counts as data. */
+static RESULT engine_next_extent(const struct engine_job *job, struct engine_known *k,
+                                 uint64_t from, uint64_t end, uint64_t *data, uint64_t *hole)
 {
-    const struct engine_end *s = &w->job->src;
-    uint64_t size = w->job->guest_size;
+    const struct engine_end *s = &job->src;
 
-    if (!w->job->src_sparse) {
+    if (!job->src_sparse) {
         *data = from;
         *hole = end;
         return OK_RESULT;
     }
-    if (!(w->known_from <= from && from < w->known_limit)) {
+    if (!(k->from <= from && from < k->limit)) {
         off_t d = lseek(s->fd, (off_t)(s->base + from), SEEK_DATA), h;
+        k->from = from;
         if (d < 0) {
             if (errno != ENXIO) /* ENXIO: only a hole (or the end of file) follows */
                 return ENGINE_FAIL_ERRNO(ERR_IO);
-            w->known_data = w->known_hole = size;
-            w->known_limit = UINT64_MAX;
+            k->data = k->hole = job->guest_size;
+            k->limit = UINT64_MAX;
         } else {
             /* d >= base + from: SEEK_DATA never goes backwards. */
-            w->known_data = ((uint64_t)d - s->base) / ENGINE_SECTOR * ENGINE_SECTOR;
-            if (w->known_data < from)
-                w->known_data = from;
-            if (w->known_data >= size) {
-                w->known_data = w->known_hole = size;
-                w->known_limit = UINT64_MAX;
+            k->data = ((uint64_t)d - s->base) / ENGINE_SECTOR * ENGINE_SECTOR;
+            if (k->data < from)
+                k->data = from;
+            if (k->data >= job->guest_size) {
+                k->data = k->hole = job->guest_size;
+                k->limit = UINT64_MAX;
             } else {
-                h = lseek(s->fd, (off_t)(s->base + w->known_data), SEEK_HOLE);
+                h = lseek(s->fd, (off_t)(s->base + k->data), SEEK_HOLE);
                 if (h < 0)
                     return ENGINE_FAIL_ERRNO(ERR_IO);
-                w->known_hole =
+                k->hole =
                     ((uint64_t)h - s->base + ENGINE_SECTOR - 1) / ENGINE_SECTOR * ENGINE_SECTOR;
-                w->known_limit = w->known_hole;
+                k->limit = k->hole;
             }
         }
-        w->known_from = from;
     }
-    *data = from > w->known_data ? from : w->known_data;
-    *hole = w->known_hole < end ? w->known_hole : end;
-    if (*data >= end) {
+    *data = from > k->data ? from : k->data;
+    *hole = k->hole < end ? k->hole : end;
+    if (*data >= end)
         *data = *hole = end;
-    }
     return OK_RESULT;
 }
 
-/* --- the transform --- */
-
-/* Decrypts (LUKS source) and encrypts (LUKS destination) len bytes of buf,
- * which hold guest bytes from guest offset off, in place. */
-static RESULT engine_transform(struct engine_worker *w, uint8_t *buf, size_t len, uint64_t off)
+/* Reads chunk `chunk` into slot s: its data extents, or (plaintext into
+ * LUKS) the whole chunk with zeros in the holes. */
+static RESULT engine_fill(struct engine_job *job, struct engine_known *k, struct engine_slot *s,
+                          uint64_t chunk)
 {
-    for (size_t done = 0; done < len; done += ENGINE_SLICE) {
-        size_t n = len - done < ENGINE_SLICE ? len - done : ENGINE_SLICE;
-        uint64_t sector = (off + done) / ENGINE_SECTOR;
+    uint64_t start = chunk * job->chunk, pos = start, data = 0, hole = 0, end;
 
-        /* plain64: the tweak is the sector's number from the payload start
-         * (luks1.h), i.e. the guest sector number, for either end. */
-        if (w->src_xts != NULL)
-            GUARD(crypto_xts_decrypt(w->src_xts, sector, ENGINE_SECTOR, buf + done, buf + done, n));
-        if (w->dst_xts != NULL)
-            GUARD(crypto_xts_encrypt(w->dst_xts, sector, ENGINE_SECTOR, buf + done, buf + done, n));
-    }
-    return OK_RESULT;
-}
-
-/* Plaintext into LUKS: every sector of the chunk is written, holes as
- * encrypted zeros, in one write. */
-static RESULT engine_chunk_whole(struct engine_worker *w, uint64_t start, size_t len)
-{
-    const struct engine_job *job = w->job;
-    uint64_t end = start + len, pos = start, data, hole;
-
+    s->start = start;
+    s->len = (size_t)(job->guest_size - start < job->chunk ? job->guest_size - start : job->chunk);
+    s->n_extents = 0;
+    end = start + s->len;
     while (pos < end) {
-        GUARD(engine_next_extent(w, pos, end, &data, &hole));
-        memset(w->buf + (pos - start), 0, (size_t)(data - pos));
-        if (data < end)
-            GUARD(
-                engine_read_fully(&job->src, w->buf + (data - start), (size_t)(hole - data), data));
-        pos = data < end ? hole : end;
-    }
-    GUARD(engine_transform(w, w->buf, len, start));
-    return engine_write_fully(&job->dst, w->buf, len, start);
-}
-
-/* Every other case: the source's data extents only; holes are skipped and
- * stay holes in the new destination. */
-static RESULT engine_chunk_extents(struct engine_worker *w, uint64_t start, size_t len)
-{
-    const struct engine_job *job = w->job;
-    uint64_t end = start + len, pos = start, data, hole;
-
-    for (;;) {
-        GUARD(engine_next_extent(w, pos, end, &data, &hole));
+        GUARD(engine_next_extent(job, k, pos, end, &data, &hole));
+        if (job->whole)
+            memset(s->buf + (pos - start), 0, (size_t)(data - pos));
         if (data >= end)
-            return OK_RESULT;
-        size_t n = (size_t)(hole - data);
-        GUARD(engine_read_fully(&job->src, w->buf, n, data));
-        GUARD(engine_transform(w, w->buf, n, data));
-        GUARD(engine_write_fully(&job->dst, w->buf, n, data));
+            break;
+        GUARD(engine_read_fully(&job->src, s->buf + (data - start), (size_t)(hole - data), data));
+        if (!job->whole) {
+            struct engine_extent *last = s->n_extents > 0 ? &s->extents[s->n_extents - 1] : NULL;
+            if (last != NULL && last->off + last->len == data - start) {
+                last->len += (size_t)(hole - data); /* sectors shared by two extents */
+            } else {
+                ENSURE(s->n_extents < job->max_extents, ERR_INTERNAL);
+                s->extents[s->n_extents++] =
+                    (struct engine_extent){(size_t)(data - start), (size_t)(hole - data)};
+            }
+        }
         pos = hole;
     }
-}
-
-/* Reports progress if a step has passed and nobody else is reporting. */
-static void engine_maybe_report(struct engine_job *job)
-{
-    const struct disk_copy_opts *o = job->opts;
-    uint64_t done = atomic_load(&job->done_bytes);
-
-    /* done == total is reported once, by disk_copy, after the sync. */
-    if (o->progress == NULL || done < atomic_load(&job->next_report) || done >= job->guest_size)
-        return;
-    if (pthread_mutex_trylock(&job->lock) != 0)
-        return;
-    /* Re-read under the lock: the counter only grows, so reports that the
-     * lock serializes are monotonic. */
-    done = atomic_load(&job->done_bytes);
-    if (done >= atomic_load(&job->next_report) && done < job->guest_size) {
-        atomic_store(&job->next_report, done + ENGINE_PROGRESS_STEP);
-        o->progress(o->progress_ctx, done, job->guest_size);
-    }
-    pthread_mutex_unlock(&job->lock);
+    if (job->whole)
+        s->extents[s->n_extents++] = (struct engine_extent){0, s->len};
+    return OK_RESULT;
 }
 
 static void engine_hint_read(const struct engine_job *job, uint64_t chunk)
@@ -313,66 +347,129 @@ static void engine_hint_read(const struct engine_job *job, uint64_t chunk)
                         POSIX_FADV_WILLNEED);
 }
 
-static RESULT engine_worker_run(struct engine_worker *w)
+static void *engine_reader_main(void *arg)
 {
-    struct engine_job *job = w->job;
-    bool whole = job->dst.luks && !job->src.luks;
-    uint64_t cur, next;
+    struct engine_job *job = arg;
+    struct engine_queue *next = job->has_cipher ? &job->filled : &job->ready;
+    struct engine_known known = {0};
+    unsigned slot;
 
-    if (job->src.luks)
-        GUARD(crypto_xts_new(job->src.master_key, &w->src_xts));
-    if (job->dst.luks)
-        GUARD(crypto_xts_new(job->dst.master_key, &w->dst_xts));
-
-    next = atomic_fetch_add(&job->next_chunk, 1);
-    while (next < job->chunks) {
-        if (atomic_load(&job->stop))
-            return OK_RESULT; /* another worker failed: it reports */
-        if (engine_cancelled(job)) {
-            RAISE(ERR_CANCELLED);
-            return err_detail("after %llu of %llu bytes",
-                              (unsigned long long)atomic_load(&job->done_bytes),
-                              (unsigned long long)job->guest_size);
+    while (engine_take(job, &job->free, NULL, &slot)) {
+        uint64_t chunk = atomic_fetch_add(&job->next_chunk, 1);
+        if (chunk >= job->chunks) {
+            engine_put(job, &job->free, slot);
+            break;
         }
-        cur = next;
-        next = atomic_fetch_add(&job->next_chunk, 1);
-        if (next < job->chunks)
-            engine_hint_read(job, next);
+        if (engine_cancelled(job)) {
+            (void)engine_cancel_error();
+            engine_fail(job);
+            break;
+        }
+        /* The kernel reads the chunk after this one while we read this
+         * one (on a disk; a no-op on tmpfs). */
+        if (chunk + ENGINE_READERS < job->chunks)
+            engine_hint_read(job, chunk + ENGINE_READERS);
+        if (!is_ok(engine_fill(job, &known, &job->slots[slot], chunk))) {
+            engine_fail(job);
+            break;
+        }
+        engine_put(job, next, slot);
+    }
+    engine_producer_done(job, &job->readers_left, next);
+    return NULL;
+}
 
-        uint64_t start = cur * job->chunk;
-        size_t len =
-            (size_t)(job->guest_size - start < job->chunk ? job->guest_size - start : job->chunk);
-        if (whole)
-            GUARD(engine_chunk_whole(w, start, len));
-        else
-            GUARD(engine_chunk_extents(w, start, len));
-        /* Start write-back now (asynchronous; a no-op on tmpfs), so that
-         * dirty pages do not pile up for the final fdatasync. */
-        (void)sync_file_range(job->dst.fd, (off_t)(job->dst.base + start), (off_t)len,
-                              SYNC_FILE_RANGE_WRITE);
-        atomic_fetch_add(&job->done_bytes, len);
-        engine_maybe_report(job);
+/* --- cipher threads --- */
+
+/* Decrypts (LUKS source) and encrypts (LUKS destination) len bytes of buf,
+ * which hold guest bytes from guest offset off, in place. */
+static RESULT engine_transform(struct crypto_xts *src_xts, struct crypto_xts *dst_xts, uint8_t *buf,
+                               size_t len, uint64_t off)
+{
+    for (size_t done = 0; done < len; done += ENGINE_SLICE) {
+        size_t n = len - done < ENGINE_SLICE ? len - done : ENGINE_SLICE;
+        uint64_t sector = (off + done) / ENGINE_SECTOR;
+
+        /* plain64: the tweak is the sector's number from the payload start
+         * (luks1.h), i.e. the guest sector number, for either end. */
+        if (src_xts != NULL)
+            GUARD(crypto_xts_decrypt(src_xts, sector, ENGINE_SECTOR, buf + done, buf + done, n));
+        if (dst_xts != NULL)
+            GUARD(crypto_xts_encrypt(dst_xts, sector, ENGINE_SECTOR, buf + done, buf + done, n));
     }
     return OK_RESULT;
 }
 
-static void *engine_worker_main(void *arg)
+static RESULT engine_cipher_run(struct engine_job *job)
 {
-    struct engine_worker *w = arg;
+    vs_result rc = OK_RESULT;
+    struct crypto_xts *src_xts = NULL, *dst_xts = NULL;
+    unsigned slot;
 
-    w->rc = engine_worker_run(w);
-    if (!is_ok(w->rc))
-        engine_record_error(w->job);
-    crypto_xts_free(&w->src_xts);
-    crypto_xts_free(&w->dst_xts);
+    if (job->src.luks)
+        GUARD_OUT(crypto_xts_new(job->src.master_key, &src_xts));
+    if (job->dst.luks)
+        GUARD_OUT(crypto_xts_new(job->dst.master_key, &dst_xts));
+    while (engine_take(job, &job->filled, &job->readers_left, &slot)) {
+        struct engine_slot *s = &job->slots[slot];
+        for (size_t i = 0; i < s->n_extents; i++)
+            GUARD_OUT(engine_transform(src_xts, dst_xts, s->buf + s->extents[i].off,
+                                       s->extents[i].len, s->start + s->extents[i].off));
+        engine_put(job, &job->ready, slot);
+    }
+out:
+    crypto_xts_free(&src_xts);
+    crypto_xts_free(&dst_xts);
+    return rc;
+}
+
+static void *engine_cipher_main(void *arg)
+{
+    struct engine_job *job = arg;
+
+    if (!is_ok(engine_cipher_run(job)))
+        engine_fail(job);
+    engine_producer_done(job, &job->ciphers_left, &job->ready);
     return NULL;
+}
+
+/* --- the writer (the calling thread) --- */
+
+static RESULT engine_writer_run(struct engine_job *job)
+{
+    const struct disk_copy_opts *o = job->opts;
+    const unsigned *producers = job->has_cipher ? &job->ciphers_left : &job->readers_left;
+    uint64_t done = 0, next_report = ENGINE_PROGRESS_STEP;
+    unsigned slot;
+
+    while (engine_take(job, &job->ready, producers, &slot)) {
+        struct engine_slot *s = &job->slots[slot];
+        if (engine_cancelled(job))
+            return engine_cancel_error();
+        for (size_t i = 0; i < s->n_extents; i++)
+            GUARD(engine_write_fully(&job->dst, s->buf + s->extents[i].off, s->extents[i].len,
+                                     s->start + s->extents[i].off));
+        /* Start write-back now (asynchronous; a no-op on tmpfs), so that
+         * dirty pages do not pile up for the final fdatasync. */
+        if (s->n_extents > 0)
+            (void)sync_file_range(job->dst.fd, (off_t)(job->dst.base + s->start), (off_t)s->len,
+                                  SYNC_FILE_RANGE_WRITE);
+        done += s->len;
+        engine_put(job, &job->free, slot);
+        /* done == total is reported once, by disk_copy, after the sync. */
+        if (o->progress != NULL && done >= next_report && done < job->guest_size) {
+            o->progress(o->progress_ctx, done, job->guest_size);
+            next_report = done + ENGINE_PROGRESS_STEP;
+        }
+    }
+    return OK_RESULT;
 }
 
 /* --- setup --- */
 
 /* Buffers hold guest plaintext: kept out of core dumps and fork children,
  * wiped before release. Not locked: guest data is not key material, and
- * 4 MiB per thread would exceed a default RLIMIT_MEMLOCK. */
+ * several chunks would exceed a default RLIMIT_MEMLOCK. */
 static RESULT engine_buf_alloc(size_t len, uint8_t **out)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -457,16 +554,77 @@ static bool engine_probe_sparse(const struct engine_end *src)
     return r >= 0 || errno == ENXIO;
 }
 
-static unsigned engine_thread_count(const struct disk_copy_opts *o, uint64_t chunks)
+/* Cipher threads: opts->threads, or one per online CPU; none without a
+ * LUKS end; never more than there are chunks. */
+static unsigned engine_cipher_threads(const struct engine_job *job)
 {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
-    uint64_t n = o->threads != 0 ? o->threads : (online > 0 ? (uint64_t)online : 1);
+    uint64_t n = job->opts->threads != 0 ? job->opts->threads : (online > 0 ? (uint64_t)online : 1);
 
+    if (!job->src.luks && !job->dst.luks)
+        return 0;
     if (n > ENGINE_MAX_THREADS)
         n = ENGINE_MAX_THREADS;
-    if (n > chunks)
-        n = chunks;
+    if (n > job->chunks)
+        n = job->chunks;
     return n == 0 ? 1 : (unsigned)n;
+}
+
+static RESULT engine_queue_init(struct engine_queue *q, unsigned n)
+{
+    q->items = calloc(n, sizeof(*q->items));
+    ENSURE(q->items != NULL, ERR_NOMEM);
+    if (pthread_cond_init(&q->nonempty, NULL) != 0) {
+        free(q->items);
+        q->items = NULL;
+        BAIL(ERR_NOMEM);
+    }
+    return OK_RESULT;
+}
+
+static void engine_queue_free(struct engine_queue *q)
+{
+    if (q->items == NULL)
+        return;
+    pthread_cond_destroy(&q->nonempty);
+    free(q->items);
+    q->items = NULL;
+}
+
+/* The slots and queues for n_slots chunks in flight; all slots free. */
+static RESULT engine_job_alloc(struct engine_job *job, unsigned n_slots)
+{
+    job->n_slots = n_slots;
+    job->slots = calloc(n_slots, sizeof(*job->slots));
+    ENSURE(job->slots != NULL, ERR_NOMEM);
+    GUARD(engine_queue_init(&job->free, n_slots));
+    GUARD(engine_queue_init(&job->filled, n_slots));
+    GUARD(engine_queue_init(&job->ready, n_slots));
+    for (unsigned i = 0; i < n_slots; i++) {
+        struct engine_slot *s = &job->slots[i];
+        GUARD(engine_buf_alloc(job->chunk, &s->buf));
+        s->extents = calloc(job->max_extents, sizeof(*s->extents));
+        ENSURE(s->extents != NULL, ERR_NOMEM);
+        job->free.items[i] = i;
+    }
+    job->free.count = n_slots;
+    return OK_RESULT;
+}
+
+static void engine_job_free(struct engine_job *job)
+{
+    if (job->slots != NULL) {
+        for (unsigned i = 0; i < job->n_slots; i++) {
+            engine_buf_free(&job->slots[i].buf, job->chunk);
+            free(job->slots[i].extents);
+        }
+        free(job->slots);
+    }
+    engine_queue_free(&job->free);
+    engine_queue_free(&job->filled);
+    engine_queue_free(&job->ready);
+    pthread_mutex_destroy(&job->lock);
+    free(job);
 }
 
 vs_result disk_copy(const struct disk_end *src, const struct disk_end *dst, uint64_t guest_size,
@@ -475,9 +633,8 @@ vs_result disk_copy(const struct disk_end *src, const struct disk_end *dst, uint
     static const struct disk_copy_opts defaults = {0};
     vs_result rc = OK_RESULT;
     struct engine_job *job = NULL;
-    struct engine_worker *workers = NULL;
     pthread_t *tids = NULL;
-    unsigned nthreads = 0, started = 0;
+    unsigned readers, ciphers, started = 0;
 
     if (opts == NULL)
         opts = &defaults;
@@ -495,33 +652,48 @@ vs_result disk_copy(const struct disk_end *src, const struct disk_end *dst, uint
     GUARD_OUT(engine_end_init(src, guest_size, true, &job->src));
     GUARD_OUT(engine_end_init(dst, guest_size, false, &job->dst));
     GUARD_OUT(engine_not_same_file(src->fd, dst->fd));
+    job->opts = opts;
     job->guest_size = guest_size;
     job->chunk = opts->chunk_bytes != 0 ? opts->chunk_bytes : ENGINE_DEFAULT_CHUNK;
     job->chunks = (guest_size + job->chunk - 1) / job->chunk;
+    /* An extent and the hole after it take two sectors or more. */
+    job->max_extents = job->chunk / (2 * ENGINE_SECTOR) + 1;
     job->src_sparse = engine_probe_sparse(&job->src);
-    job->opts = opts;
+    job->whole = job->dst.luks && !job->src.luks;
     atomic_init(&job->next_chunk, 0);
-    atomic_init(&job->done_bytes, 0);
-    atomic_init(&job->next_report, ENGINE_PROGRESS_STEP);
-    atomic_init(&job->stop, false);
 
-    nthreads = engine_thread_count(opts, job->chunks);
-    workers = calloc(nthreads, sizeof(*workers));
-    tids = calloc(nthreads, sizeof(*tids));
-    ENSURE_OUT(workers != NULL && tids != NULL, ERR_NOMEM);
-    for (unsigned i = 0; i < nthreads; i++) {
-        workers[i].job = job;
-        GUARD_OUT(engine_buf_alloc(job->chunk, &workers[i].buf));
-    }
+    ciphers = engine_cipher_threads(job);
+    job->has_cipher = ciphers > 0;
+    readers = job->chunks < ENGINE_READERS ? (unsigned)job->chunks : ENGINE_READERS;
+    if (readers == 0)
+        readers = 1;
+    /* Enough slots that every thread has one and each queue can hold a
+     * few more, so that no stage waits on another's bookkeeping. */
+    unsigned n_slots = 2 * ciphers + readers + 2;
+    if (n_slots > ENGINE_MAX_SLOTS)
+        n_slots = ENGINE_MAX_SLOTS;
+    GUARD_OUT(engine_job_alloc(job, n_slots));
+    job->readers_left = readers;
+    job->ciphers_left = ciphers;
 
-    /* Workers 1..n-1 on threads, worker 0 on this one. A thread that cannot
-     * be started only makes the run slower: the others take its chunks. */
-    for (started = 1; started < nthreads; started++)
-        if (pthread_create(&tids[started], NULL, engine_worker_main, &workers[started]) != 0)
+    tids = calloc(readers + ciphers, sizeof(*tids));
+    ENSURE_OUT(tids != NULL, ERR_NOMEM);
+    for (; started < readers + ciphers; started++) {
+        void *(*fn)(void *) = started < readers ? engine_reader_main : engine_cipher_main;
+        int e = pthread_create(&tids[started], NULL, fn, job);
+        if (e != 0) {
+            rc = engine_fail_errno(ERR_NOMEM, e, __FILE__, __LINE__);
+            err_detail("starting the engine's threads");
+            engine_fail(job);
             break;
-    if (job->chunks > 0)
-        engine_worker_main(&workers[0]);
-    for (unsigned i = 1; i < started; i++)
+        }
+    }
+    if (started == readers + ciphers && !is_ok(engine_writer_run(job)))
+        engine_fail(job);
+    /* Threads that could not start never report done: stop the others. */
+    if (started < readers + ciphers)
+        engine_fail(job);
+    for (unsigned i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
 
     if (job->failed) {
@@ -529,8 +701,7 @@ vs_result disk_copy(const struct disk_end *src, const struct disk_end *dst, uint
         goto out;
     }
     if (engine_cancelled(job)) {
-        rc = RAISE(ERR_CANCELLED);
-        err_detail("after the last chunk");
+        rc = engine_cancel_error();
         goto out;
     }
     if (fdatasync(job->dst.fd) != 0) {
@@ -541,12 +712,7 @@ vs_result disk_copy(const struct disk_end *src, const struct disk_end *dst, uint
     if (opts->progress != NULL)
         opts->progress(opts->progress_ctx, guest_size, guest_size);
 out:
-    if (workers != NULL)
-        for (unsigned i = 0; i < nthreads; i++)
-            engine_buf_free(&workers[i].buf, job->chunk);
-    free(workers);
     free(tids);
-    pthread_mutex_destroy(&job->lock);
-    free(job);
+    engine_job_free(job);
     return rc;
 }

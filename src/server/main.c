@@ -1,7 +1,7 @@
 /*
  * main.c - vmseald, the management server of one host.
  *
- *   vmseald --data-dir DIR [--socket PATH] [--runtime-dir DIR]
+ *   vmseald --data-dir DIR [--socket PATH] [--runtime-dir DIR] [--accel auto|kvm|tcg]
  *
  * Serves the API of docs/api.md on DIR/vmseald.sock (HTTP/1.1 + JSON over a
  * Unix socket, mode 0600: root only until users and privileges come), logs
@@ -198,7 +198,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static int usage(FILE *f)
 {
     fprintf(f, "usage: vmseald --data-dir DIR [--socket PATH] [--runtime-dir DIR]\n"
-               "  serves vmseal's API on DIR/vmseald.sock (or PATH) until SIGTERM/SIGINT\n");
+               "               [--accel auto|kvm|tcg]\n"
+               "  serves vmseal's API on DIR/vmseald.sock (or PATH) until SIGTERM/SIGINT\n"
+               "  --runtime-dir: a tmpfs for running VMs' state (default /dev/shm/vmseald-*)\n"
+               "  --accel: QEMU accelerator; auto uses KVM where the CPU offers it\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -240,7 +243,7 @@ static int listen_unix(const char *path)
 
 int main(int argc, char **argv)
 {
-    const char *data_dir = NULL, *socket_path = NULL, *runtime_dir = NULL;
+    const char *data_dir = NULL, *socket_path = NULL, *runtime_dir = NULL, *accel = NULL;
     char sock[VM_PATH_MAX];
     struct daemon dm = {0};
     struct keyprov *kp = NULL;
@@ -255,6 +258,8 @@ int main(int argc, char **argv)
             slot = &socket_path;
         else if (strcmp(argv[i], "--runtime-dir") == 0)
             slot = &runtime_dir;
+        else if (strcmp(argv[i], "--accel") == 0)
+            slot = &accel;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return usage(stdout);
         if (slot == NULL || i + 1 >= argc) {
@@ -284,7 +289,7 @@ int main(int argc, char **argv)
         return fail("creating the data directory");
     if (!is_ok(keyprov_open(data_dir, &kp)))
         return fail("opening the key providers");
-    struct vm_host_config cfg = {.data_dir = data_dir, .runtime_dir = runtime_dir};
+    struct vm_host_config cfg = {.data_dir = data_dir, .runtime_dir = runtime_dir, .accel = accel};
     if (!is_ok(vm_host_open(&cfg, kp, &host))) {
         status = fail("opening the host");
         goto out;

@@ -32,6 +32,7 @@ struct vm_host {
     char qemu[VM_PATH_MAX];
     char ovmf_code[VM_PATH_MAX];
     char ovmf_vars[VM_PATH_MAX];
+    char accel[8]; /* "auto", "kvm" or "tcg" */
     unsigned engine_threads;
     struct keyprov *kp;
 

@@ -172,13 +172,35 @@ static RESULT check_tmpfs(const char *dir)
     return OK_RESULT;
 }
 
+/* KVM where it works: /dev/kvm opens and the CPU offers hardware
+ * virtualization (vmx or svm). Some sandboxes give a /dev/kvm that accepts
+ * every ioctl but cannot run a guest (QEMU then stops with "KVM internal
+ * error ... emulation failure" inside OVMF); their CPUs show neither flag. */
 static bool kvm_usable(void)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return false;
     close(fd);
-    return true;
+    FILE *f = fopen("/proc/cpuinfo", "re");
+    if (f == NULL)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "flags", 5) != 0)
+            continue;
+        /* "flags\t\t: fpu vme ... vmx ...": whole words only. */
+        for (const char *p = strchr(line, ':'); p != NULL && *p != '\0' && !found;) {
+            p += strspn(p, ": \t\n");
+            size_t n = strcspn(p, " \t\n");
+            found = n == 3 && (strncmp(p, "vmx", 3) == 0 || strncmp(p, "svm", 3) == 0);
+            p += n;
+        }
+        break;
+    }
+    fclose(f);
+    return found;
 }
 
 static RESULT no_commas(const char *path)
@@ -264,12 +286,9 @@ RESULT vm_power_start(struct vm_host *h, struct vm_desc *d, struct vm_keys *k)
     GUARD_OUT(proc_args_addf(&args, "vmseal-%s", d->uuid));
     GUARD_OUT(proc_args_add(&args, "-machine"));
     GUARD_OUT(proc_args_add(&args, "q35"));
-    if (kvm_usable()) {
-        GUARD_OUT(proc_args_add(&args, "-accel"));
-        GUARD_OUT(proc_args_add(&args, "kvm"));
-    }
+    bool kvm = strcmp(h->accel, "kvm") == 0 || (strcmp(h->accel, "auto") == 0 && kvm_usable());
     GUARD_OUT(proc_args_add(&args, "-accel"));
-    GUARD_OUT(proc_args_add(&args, "tcg"));
+    GUARD_OUT(proc_args_add(&args, kvm ? "kvm" : "tcg"));
     GUARD_OUT(proc_args_add(&args, "-m"));
     GUARD_OUT(proc_args_addf(&args, "%lluM", (unsigned long long)(memory >> 20)));
     GUARD_OUT(proc_args_add(&args, "-smp"));

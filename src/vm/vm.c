@@ -51,6 +51,13 @@ RESULT vm_host_open(const struct vm_host_config *cfg, struct keyprov *kp, struct
     GUARD_OUT(copy_setting(h->qemu, cfg->qemu, "qemu-system-x86_64"));
     GUARD_OUT(copy_setting(h->ovmf_code, cfg->ovmf_code, "/usr/share/OVMF/OVMF_CODE_4M.fd"));
     GUARD_OUT(copy_setting(h->ovmf_vars, cfg->ovmf_vars, "/usr/share/OVMF/OVMF_VARS_4M.fd"));
+    const char *accel = cfg->accel != NULL ? cfg->accel : "auto";
+    if (strcmp(accel, "auto") != 0 && strcmp(accel, "kvm") != 0 && strcmp(accel, "tcg") != 0) {
+        rc = RAISE(ERR_INVALID_ARG);
+        err_detail("the accelerator must be auto, kvm or tcg");
+        goto out;
+    }
+    snprintf(h->accel, sizeof h->accel, "%s", accel);
     if (cfg->runtime_dir != NULL) {
         GUARD_OUT(copy_setting(h->runtime_dir, cfg->runtime_dir, ""));
     } else {

@@ -37,6 +37,7 @@ struct vm_host_config {
     const char *qemu;        /* NULL: qemu-system-x86_64 */
     const char *ovmf_code;   /* NULL: /usr/share/OVMF/OVMF_CODE_4M.fd */
     const char *ovmf_vars;   /* NULL: /usr/share/OVMF/OVMF_VARS_4M.fd */
+    const char *accel;       /* "kvm", "tcg", or NULL/"auto": KVM where it works */
     unsigned engine_threads; /* 0: online CPUs */
 };
 

@@ -224,3 +224,14 @@ def sha256_with_write(base_bytes, offset, byte, length):
     data = bytearray(base_bytes)
     data[offset:offset + length] = bytes([byte]) * length
     return hashlib.sha256(data).hexdigest()
+
+
+def write_guest_file(d, name, disk, path):
+    """Writes the raw file at path as the guest-visible contents of a disk
+    (from offset 0), through QEMU's drivers with qemu-img convert -n."""
+    info = d.vm(name)
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as td:
+        objects, opts = d.image_opts(info, disk, td)
+        subprocess.run(["qemu-img", "convert", "-n", *objects, "-f", "raw", str(path),
+                        "--target-image-opts", opts], check=True, capture_output=True,
+                       timeout=600)

@@ -754,9 +754,16 @@ void api_handle(struct api_ctx *ctx, const char *method, const char *path, json_
     *status = 200;
     *out = NULL;
     err_clear();
-    if (strlen(path) >= sizeof mine || strchr(path, '%') != NULL) {
+    if (strlen(path) >= sizeof mine) {
         rc = RAISE(ERR_NOT_FOUND);
         err_detail("no such route");
+        goto fail;
+    }
+    if (strchr(path, '%') != NULL) {
+        /* Valid names never need percent-encoding. */
+        rc = RAISE(ERR_INVALID_ARG);
+        err_detail("invalid name in the path: names use only letters, digits, '.', '_' and "
+                   "'-'");
         goto fail;
     }
     snprintf(mine, sizeof mine, "%s", path);

@@ -367,3 +367,23 @@ def test_standard_provider_locked_and_unlocked(d, image, kms_server, tmp_path):
     # New keys from the KMS are vCenter-like: check the attributes there.
     d.cli("vm", "rekey", "l1", "--shallow")
     assert d.guest_sha256("l1") == digest
+
+
+def test_import_qcow2_image(d, image, tmp_path):
+    """A qcow2 image (what most clouds ship) is imported as a LUKS disk;
+    a qcow2 with a backing file is refused, nothing created."""
+    path, _, digest = image
+    q = tmp_path / "img.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(path), str(q)],
+                   check=True, capture_output=True)
+    vm = d.cli("vm", "create", "q1", "--image", str(q), "--encrypt")
+    assert vm["disks"][0]["size"] == IMAGE_SIZE
+    assert d.guest_sha256("q1") == digest
+    luks_checks(d, "q1")
+    names = {f.name for f in (d.data / "vms" / "q1").iterdir()}
+    assert not any("import" in n for n in names), names  # the temporary raw is gone
+    child = tmp_path / "child.qcow2"
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", "-b", str(q), "-F", "qcow2", str(child)],
+                   check=True, capture_output=True)
+    refused(d, "vm", "create", "q2", "--image", str(child), says="backing")
+    assert not (d.data / "vms" / "q2").exists()

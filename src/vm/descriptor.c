@@ -518,14 +518,30 @@ RESULT vm_desc_load(const char *datastore, const char *name, struct vm_desc *d,
     vs_result rc = OK_RESULT;
     char path[VM_PATH_MAX];
     struct buf b = {0};
-    json_t *o = NULL;
-    json_error_t jerr;
 
     GUARD(vm_check_name("VM", name));
     GUARD(vm_path(path, sizeof path, "%s/%s/vm.json", datastore, name));
     GUARD(buf_alloc(&b, 8192, VM_DESC_MAX_BYTES));
     GUARD_OUT(file_read_all(path, VM_DESC_MAX_BYTES, &b));
-    o = json_loadb((const char *)buf_data(&b), buf_len(&b), JSON_REJECT_DUPLICATES, &jerr);
+    GUARD_OUT(vm_desc_parse(buf_data(&b), buf_len(&b), name, d, tag_out));
+out:
+    buf_free(&b);
+    return rc;
+}
+
+RESULT vm_desc_parse(const uint8_t *text, size_t len, const char *name, struct vm_desc *d,
+                     uint8_t tag_out[32])
+{
+    vs_result rc = OK_RESULT;
+    json_t *o = NULL;
+    json_error_t jerr;
+
+    GUARD(vm_check_name("VM", name));
+    if (len > VM_DESC_MAX_BYTES) {
+        RAISE(ERR_TOO_LARGE);
+        return err_detail("vm.json of VM '%s' is larger than %u bytes", name, VM_DESC_MAX_BYTES);
+    }
+    o = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL)
         DESC_FAIL("vm.json of VM '%s' is not valid JSON: %s (line %d)", name, jerr.text,
                   jerr.line);
@@ -539,7 +555,6 @@ out:
         err_detail("vm.json of VM '%s': %s", name, detail);
     }
     json_decref(o);
-    buf_free(&b);
     return rc;
 }
 

@@ -106,6 +106,11 @@ struct vm_desc {
 RESULT vm_desc_load(const char *datastore, const char *name, struct vm_desc *d,
                     uint8_t tag_out[32]) __attribute__((nonnull(1, 2, 3)));
 
+/* vm_desc_load's parser over len bytes of JSON text in memory (the file of
+ * VM `name`): for tests and the fuzz target. */
+RESULT vm_desc_parse(const uint8_t *text, size_t len, const char *name, struct vm_desc *d,
+                     uint8_t tag_out[32]) __attribute__((nonnull(1, 3, 4)));
+
 /* The canonical bytes the tag covers (sorted keys, compact JSON, no tag). */
 RESULT vm_desc_canonical(const struct vm_desc *d, struct buf *out) __attribute__((nonnull));
 

@@ -270,7 +270,7 @@ static bool image_mentions(const struct buf *b, const char *needle)
 }
 
 /* Runs args; a status other than 0 is ERR_CHILD naming qemu-img's last
- * line. *err_out, when not NULL, keeps stderr for the caller to read. */
+ * line. err_keep, when not NULL, receives stderr (the caller frees it). */
 static RESULT image_run(struct proc_args *args, int timeout_ms, struct buf *out,
                         struct buf *err_keep)
 {

@@ -121,9 +121,18 @@ class State:
         assert not (d.data / "vms" / "main" / "journal").exists()
 
 
-def run_op(d, state, op, delay):
+def journal_paths(d, op, state):
+    paths = [d.data / "vms" / "main" / "journal"]
+    if op == "clone-recrypt":
+        paths.append(d.data / "vms" / f"c{state.clones}" / "journal")
+    return paths
+
+
+def run_op(d, state, op, delay, after_journal=False):
     """Starts op through the CLI; after delay seconds (None: never) kills
-    vmseald with SIGKILL and restarts it."""
+    vmseald with SIGKILL and restarts it. With after_journal, the delay
+    counts from the moment the operation's journal appears (the kill lands
+    inside the operation, at a random point of it)."""
     env = d._env()
     env["VMSEAL_SOCKET"] = str(d.socket)
     started = time.monotonic()
@@ -132,6 +141,12 @@ def run_op(d, state, op, delay):
     if delay is None:
         assert p.wait(timeout=600) == 0, f"{op} failed"
         return time.monotonic() - started
+    if after_journal:
+        paths = journal_paths(d, op, state)
+        deadline = time.monotonic() + 30
+        while not any(j.exists() for j in paths) and p.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.0005)
     time.sleep(delay)
     d.kill()
     p.wait(timeout=60)
@@ -158,8 +173,12 @@ def test_sigkill_during_operations(d, tmp_path):
     for i in range(KILLS):
         op = OPS[i % len(OPS)]
         state.prepare(op)
-        delay = random.uniform(0, duration[op] * 1.2)
-        run_op(d, state, op, delay)
+        if (i // len(OPS)) % 2 == 0:
+            # Any moment: before the request arrives, inside, or after.
+            run_op(d, state, op, random.uniform(0, duration[op] * 1.2))
+        else:
+            # Inside: once the journal is written, at a random point.
+            run_op(d, state, op, random.uniform(0, duration[op] * 0.3), after_journal=True)
         kills[op] += 1
         state.verify(op)
     print(f"\nSIGKILLs per operation: {kills}; measured durations (s): "
@@ -171,3 +190,4 @@ def test_sigkill_during_operations(d, tmp_path):
     print(f"kills that found an operation in flight (journal at restart): {mid}")
     # Most kills must land inside an operation, or the test proves little.
     assert mid >= KILLS // 3, f"only {mid} of {KILLS} kills interrupted an operation"
+

@@ -46,6 +46,43 @@ RESULT vm_uuid_new(char out[VM_UUID_LEN + 1])
     return OK_RESULT;
 }
 
+bool vm_is_uuid(const char *s)
+{
+    for (size_t i = 0; i < VM_UUID_LEN; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        bool hex = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+        if (dash ? s[i] != '-' : !hex)
+            return false; /* also stops at the NUL of a shorter string */
+    }
+    return s[VM_UUID_LEN] == '\0';
+}
+
+/* The decimal number of n digits at s, or -1. */
+static int digits(const char *s, size_t n)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+bool vm_is_time(const char *s)
+{
+    /* "YYYY-MM-DDTHH:MM:SSZ" */
+    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
+    for (size_t i = 0; i < sizeof shape - 1; i++) {
+        if (s[i] == '\0' || (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i]))
+            return false;
+    }
+    int month = digits(s + 5, 2), day = digits(s + 8, 2), hour = digits(s + 11, 2),
+        minute = digits(s + 14, 2), second = digits(s + 17, 2);
+    return s[sizeof shape - 1] == '\0' && month >= 1 && month <= 12 && day >= 1 && day <= 31 &&
+           hour <= 23 && minute <= 59 && second <= 60; /* RFC 3339 §5.7: leap second */
+}
+
 void vm_time_now(char out[VM_TIME_LEN])
 {
     time_t now = time(NULL);
@@ -83,6 +120,17 @@ RESULT vm_b64_decode(const char *text, struct buf *out)
         }
     }
     size_t pad = (n >= 1 && text[n - 1] == '=') + (n >= 2 && text[n - 2] == '=');
+    if (pad > 0) {
+        /* RFC 4648 §3.5: the bits of the last character that encode no
+         * byte (4 with "==", 2 with "=") must be zero. */
+        static const char alphabet[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        unsigned v = (unsigned)(strchr(alphabet, text[n - 1 - pad]) - alphabet);
+        if ((v & (pad == 2 ? 0x0fu : 0x03u)) != 0) {
+            RAISE(ERR_INVALID_ARG);
+            return err_detail("invalid base64 text (non-zero padding bits)");
+        }
+    }
     size_t raw = n / 4 * 3;
     uint8_t *dst;
     size_t start = buf_len(out);

@@ -223,8 +223,8 @@ out:
         goto out;                          \
     } while (0)
 
-/* Copies a JSON string member into out (size bytes, NUL-terminated);
- * null allowed when nullable (gives ""). */
+/* Copies a JSON string member, not empty, into out (size bytes,
+ * NUL-terminated); null allowed when nullable (gives ""). */
 static RESULT get_str(json_t *o, const char *key, char *out, size_t size, bool nullable)
 {
     json_t *v = json_object_get(o, key);
@@ -238,9 +238,10 @@ static RESULT get_str(json_t *o, const char *key, char *out, size_t size, bool n
     }
     size_t n = json_string_length(v);
     const char *s = json_string_value(v);
-    if (n >= size || strlen(s) != n) {
+    /* vmseald writes null, never "", for an absent value. */
+    if (n == 0 || n >= size || strlen(s) != n) {
         RAISE(ERR_DESCRIPTOR);
-        return err_detail("field '%s' is too long or holds a NUL", key);
+        return err_detail("field '%s' is empty, too long or holds a NUL", key);
     }
     memcpy(out, s, n + 1);
     return OK_RESULT;
@@ -285,6 +286,43 @@ static RESULT get_b64(json_t *o, const char *key, uint8_t *out, size_t cap, size
     return OK_RESULT;
 }
 
+/* A name in the descriptor: a bad one is a damaged descriptor
+ * (ERR_DESCRIPTOR), not a bad request. */
+static RESULT desc_name(const char *what, const char *name)
+{
+    if (!is_ok(vm_check_name(what, name))) {
+        RAISE(ERR_DESCRIPTOR);
+        return err_detail("%s name '%.80s' is invalid", what, name);
+    }
+    return OK_RESULT;
+}
+
+/* A layer id as vm_desc_add_layer makes them: "l" and a decimal number
+ * from 1 to next_layer without leading zeros (so that a new id never
+ * collides with an old one). */
+static bool layer_id_ok(const char *id, uint64_t next_layer)
+{
+    uint64_t v = 0;
+    if (id[0] != 'l' || id[1] < '1' || id[1] > '9')
+        return false;
+    for (const char *p = id + 1; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    return v <= next_layer;
+}
+
+/* Copies a string array element (a name or layer id) into out. */
+static bool array_str(json_t *v, char *out, size_t size)
+{
+    if (!json_is_string(v) || json_string_length(v) >= size ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return false;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return true;
+}
+
 /* Only the listed keys may appear. */
 static RESULT only_keys(json_t *o, const char *what, const char *const *keys)
 {
@@ -303,8 +341,8 @@ static RESULT only_keys(json_t *o, const char *what, const char *const *keys)
     return OK_RESULT;
 }
 
-/* A file reference: "DIR/FILE", both valid names. */
-static RESULT check_file_ref(const char *ref, const char *owner, bool must_own)
+/* A file reference: "DIR/FILE", both valid names, DIR the owner's. */
+static RESULT check_file_ref(const char *ref, const char *owner)
 {
     const char *slash = strchr(ref, '/');
     char dir[VM_NAME_MAX];
@@ -318,7 +356,7 @@ static RESULT check_file_ref(const char *ref, const char *owner, bool must_own)
         RAISE(ERR_DESCRIPTOR);
         return err_detail("file reference '%.80s' is not DIR/FILE", ref);
     }
-    if (must_own && strcmp(dir, owner) != 0) {
+    if (strcmp(dir, owner) != 0) {
         RAISE(ERR_DESCRIPTOR);
         return err_detail("file '%.80s' is outside the VM's directory", ref);
     }
@@ -348,22 +386,33 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
     if (strcmp(format, VM_DESC_FORMAT) != 0)
         DESC_FAIL("unsupported descriptor format '%s'", format);
     GUARD_OUT(get_str(o, "name", d->name, sizeof d->name, false));
-    GUARD_OUT(vm_check_name("VM", d->name));
+    GUARD_OUT(desc_name("VM", d->name));
     GUARD_OUT(get_str(o, "uuid", d->uuid, sizeof d->uuid, false));
+    /* The UUID names the VM's run-time directory: nothing but a UUID. */
+    if (!vm_is_uuid(d->uuid))
+        DESC_FAIL("field 'uuid' is not a UUID");
     GUARD_OUT(get_str(o, "created", d->created, sizeof d->created, false));
+    if (!vm_is_time(d->created))
+        DESC_FAIL("field 'created' is not a time");
     GUARD_OUT(get_u64(o, "generation", &d->generation));
     GUARD_OUT(get_u64(o, "next_layer", &d->next_layer));
     GUARD_OUT(get_bool(o, "template", &d->template_));
     GUARD_OUT(get_str(o, "instant_clone_of", d->instant_clone_of, sizeof d->instant_clone_of,
                       true));
+    if (d->instant_clone_of[0] != '\0' && (!is_ok(vm_check_name("VM", d->instant_clone_of)) ||
+                                           strcmp(d->instant_clone_of, d->name) == 0))
+        DESC_FAIL("field 'instant_clone_of' is not another VM's name");
     a = json_object_get(o, "dependents");
     if (!json_is_array(a) || json_array_size(a) > VM_MAX_DEPENDENTS)
         DESC_FAIL("field 'dependents' is not an array of at most %d names", VM_MAX_DEPENDENTS);
     json_array_foreach(a, i, x)
     {
-        if (!json_is_string(x) || !is_ok(vm_check_name("VM", json_string_value(x))))
+        if (!array_str(x, d->dependents[i], VM_NAME_MAX) ||
+            !is_ok(vm_check_name("VM", d->dependents[i])) || strcmp(d->dependents[i], d->name) == 0)
             DESC_FAIL("field 'dependents' holds an invalid name");
-        snprintf(d->dependents[i], VM_NAME_MAX, "%s", json_string_value(x));
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(d->dependents[k], d->dependents[i]) == 0)
+                DESC_FAIL("field 'dependents' names '%s' twice", d->dependents[i]);
         d->dependent_count++;
     }
 
@@ -376,6 +425,7 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
         GUARD_OUT(only_keys(x, "'encryption'", enc_keys));
         d->encrypted = true;
         GUARD_OUT(get_str(x, "provider", d->key.provider, sizeof d->key.provider, false));
+        GUARD_OUT(desc_name("provider", d->key.provider));
         GUARD_OUT(get_str(x, "key_id", d->key.key_id, sizeof d->key.key_id, false));
         GUARD_OUT(get_b64(x, "file_key", d->wrapped_file_key, sizeof d->wrapped_file_key,
                           &d->wrapped_file_key_len));
@@ -383,10 +433,10 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
             DESC_FAIL("the wrapped file key has the wrong length");
     }
     GUARD_OUT(get_str(o, "config", d->config_file, sizeof d->config_file, false));
-    GUARD_OUT(check_file_ref(d->config_file, d->name, true));
+    GUARD_OUT(check_file_ref(d->config_file, d->name));
     GUARD_OUT(get_str(o, "nvram", d->nvram_file, sizeof d->nvram_file, true));
     if (d->nvram_file[0] != '\0')
-        GUARD_OUT(check_file_ref(d->nvram_file, d->name, true));
+        GUARD_OUT(check_file_ref(d->nvram_file, d->name));
 
     a = json_object_get(o, "layers");
     if (!json_is_array(a) || json_array_size(a) > VM_MAX_LAYERS)
@@ -400,6 +450,8 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
             DESC_FAIL("a layer is not an object");
         GUARD_OUT(only_keys(x, "a layer", layer_keys));
         GUARD_OUT(get_str(x, "id", l->id, sizeof l->id, false));
+        if (!layer_id_ok(l->id, d->next_layer))
+            DESC_FAIL("layer id '%s' is not l1..l%llu", l->id, (unsigned long long)d->next_layer);
         GUARD_OUT(get_u64(x, "disk", &disk));
         if (disk >= VM_MAX_DISKS)
             DESC_FAIL("layer '%s' names disk %llu", l->id, (unsigned long long)disk);
@@ -410,7 +462,11 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
         GUARD_OUT(get_str(x, "parent", l->parent, sizeof l->parent, true));
         GUARD_OUT(get_bool(x, "shared", &l->shared));
         GUARD_OUT(get_bool(x, "foreign", &l->foreign));
-        GUARD_OUT(check_file_ref(l->file, d->name, !l->foreign));
+        /* A foreign layer is one of the source's frozen layers, read by
+         * this instant clone: in the source's directory, nowhere else. */
+        if (l->foreign && d->instant_clone_of[0] == '\0')
+            DESC_FAIL("layer '%s' is foreign in a VM that is not an instant clone", l->id);
+        GUARD_OUT(check_file_ref(l->file, l->foreign ? d->instant_clone_of : d->name));
         json_t *s = json_object_get(x, "secret");
         if (format_is_encrypted(l->format)) {
             if (!d->encrypted)
@@ -472,19 +528,20 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
             DESC_FAIL("a snapshot is not an object");
         GUARD_OUT(only_keys(x, "a snapshot", snap_keys));
         GUARD_OUT(get_str(x, "name", s->name, sizeof s->name, false));
-        GUARD_OUT(vm_check_name("snapshot", s->name));
+        GUARD_OUT(desc_name("snapshot", s->name));
         GUARD_OUT(get_str(x, "created", s->created, sizeof s->created, false));
+        if (!vm_is_time(s->created))
+            DESC_FAIL("snapshot '%s' has an invalid time", s->name);
         GUARD_OUT(get_str(x, "nvram", s->nvram_file, sizeof s->nvram_file, true));
         if (s->nvram_file[0] != '\0')
-            GUARD_OUT(check_file_ref(s->nvram_file, d->name, true));
+            GUARD_OUT(check_file_ref(s->nvram_file, d->name));
         json_t *ls = json_object_get(x, "layers");
         if (!json_is_array(ls) || json_array_size(ls) != d->disk_count)
             DESC_FAIL("snapshot '%s' does not name one layer per disk", s->name);
         json_array_foreach(ls, k, y)
         {
-            if (!json_is_string(y) || json_string_length(y) >= VM_LAYER_ID_MAX)
+            if (!array_str(y, s->layers[k], VM_LAYER_ID_MAX))
                 DESC_FAIL("snapshot '%s' has an invalid layer", s->name);
-            snprintf(s->layers[k], VM_LAYER_ID_MAX, "%s", json_string_value(y));
             struct vm_layer *l = vm_desc_layer(d, s->layers[k]);
             if (l == NULL || l->disk != k)
                 DESC_FAIL("snapshot '%s' names a missing layer", s->name);
@@ -499,6 +556,20 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
         struct vm_layer *chain[DISK_CHAIN_MAX];
         size_t n;
         GUARD_OUT(vm_desc_chain(d, k, chain, &n));
+    }
+    /* Every layer's ancestry, not only the active ones': a cycle or an
+     * over-long chain among layers that only snapshots reach is refused
+     * too. */
+    for (i = 0; i < d->layer_count; i++) {
+        const struct vm_layer *l = &d->layers[i];
+        size_t depth = 1;
+        while (l != NULL && l->parent[0] != '\0' && depth <= DISK_CHAIN_MAX) {
+            l = vm_desc_layer(d, l->parent);
+            depth++;
+        }
+        if (depth > DISK_CHAIN_MAX)
+            DESC_FAIL("layer '%s' has more than %d layers below it or a cycle", d->layers[i].id,
+                      DISK_CHAIN_MAX - 1);
     }
 
     GUARD_OUT(get_str(o, "tag", taghex, sizeof taghex, false));
@@ -522,7 +593,13 @@ RESULT vm_desc_load(const char *datastore, const char *name, struct vm_desc *d,
     GUARD(vm_check_name("VM", name));
     GUARD(vm_path(path, sizeof path, "%s/%s/vm.json", datastore, name));
     GUARD(buf_alloc(&b, 8192, VM_DESC_MAX_BYTES));
-    GUARD_OUT(file_read_all(path, VM_DESC_MAX_BYTES, &b));
+    rc = file_read_all(path, VM_DESC_MAX_BYTES, &b);
+    if (rc.code == ERR_TOO_LARGE) {
+        /* Never written so by vmseald: damaged or tampered, not a bad request. */
+        rc = RAISE(ERR_DESCRIPTOR);
+        err_detail("vm.json of VM '%s' is larger than %u bytes", name, VM_DESC_MAX_BYTES);
+    }
+    GUARD_OUT(rc);
     GUARD_OUT(vm_desc_parse(buf_data(&b), buf_len(&b), name, d, tag_out));
 out:
     buf_free(&b);
@@ -538,7 +615,7 @@ RESULT vm_desc_parse(const uint8_t *text, size_t len, const char *name, struct v
 
     GUARD(vm_check_name("VM", name));
     if (len > VM_DESC_MAX_BYTES) {
-        RAISE(ERR_TOO_LARGE);
+        RAISE(ERR_DESCRIPTOR);
         return err_detail("vm.json of VM '%s' is larger than %u bytes", name, VM_DESC_MAX_BYTES);
     }
     o = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -51,7 +51,13 @@ RESULT vm_journal_read(const char *datastore, const char *name, struct vm_journa
     memset(j, 0, sizeof *j);
     GUARD(vm_path(path, sizeof path, "%s/%s/journal", datastore, name));
     GUARD(buf_alloc(&b, 1024, JOURNAL_MAX_BYTES));
-    GUARD_OUT(file_read_all(path, JOURNAL_MAX_BYTES, &b));
+    rc = file_read_all(path, JOURNAL_MAX_BYTES, &b);
+    if (rc.code == ERR_TOO_LARGE) {
+        /* Never written so by vmseald: damaged, like any malformed one. */
+        rc = RAISE(ERR_JOURNAL);
+        err_detail("the journal of VM '%s' is larger than %d bytes", name, JOURNAL_MAX_BYTES);
+    }
+    GUARD_OUT(rc);
     o = json_loadb((const char *)buf_data(&b), buf_len(&b), JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL || !json_is_object(o) || json_object_size(o) != 6) {
         rc = RAISE(ERR_JOURNAL);
@@ -63,6 +69,17 @@ RESULT vm_journal_read(const char *datastore, const char *name, struct vm_journa
     GUARD_OUT(copy_str(o, "snapshot", j->snapshot, sizeof j->snapshot));
     GUARD_OUT(copy_str(o, "merge_from", j->merge_from, sizeof j->merge_from));
     GUARD_OUT(copy_str(o, "merge_into", j->merge_into, sizeof j->merge_into));
+    /* What recovery acts on: an operation name ("snapshot-delete"), the
+     * time it started, and a snapshot name when there is one. */
+    bool op_ok = j->op[0] != '\0';
+    for (const char *p = j->op; *p != '\0'; p++)
+        op_ok = op_ok && ((*p >= 'a' && *p <= 'z') || *p == '-');
+    if (!op_ok || !vm_is_time(j->started) ||
+        (j->snapshot[0] != '\0' && !is_ok(vm_check_name("snapshot", j->snapshot)))) {
+        rc = RAISE(ERR_JOURNAL);
+        err_detail("the journal of VM '%s' names an invalid operation, time or snapshot", name);
+        goto out;
+    }
     json_t *disk = json_object_get(o, "disk");
     if (!json_is_integer(disk) || json_integer_value(disk) < 0 ||
         json_integer_value(disk) >= VM_MAX_DISKS) {

@@ -18,6 +18,9 @@ const char kms_config_default_text[] =
     "listen = 127.0.0.1:5696\n"
     "# Threads that run requests (most of their time is spent waiting for fsync).\n"
     "workers = 8\n"
+    "# Threads that own the connections: TLS handshakes, framing, and reads of one\n"
+    "# object (Get, Get Attributes), answered without a worker. 0 = one per CPU.\n"
+    "network_threads = 0\n"
     "# Largest request accepted; larger ones get Invalid Message and a closed connection.\n"
     "max_message_size = 1M\n"
     "# A connection idle this long is closed; a TLS handshake must finish within\n"
@@ -66,6 +69,7 @@ const char kms_config_default_text[] =
 static const struct config_key kms_config_keys[] = {
     {"server", "listen"},
     {"server", "workers"},
+    {"server", "network_threads"},
     {"server", "max_message_size"},
     {"server", "idle_timeout"},
     {"server", "handshake_timeout"},
@@ -145,6 +149,8 @@ vs_result kms_config_load(const char *data_dir, struct kms_config *cfg)
     snprintf(cfg->listen, sizeof(cfg->listen), "%s", s);
     GUARD_OUT(config_get_int(c, "server", "workers", 8, 1, 256, &i));
     cfg->workers = (unsigned)i;
+    GUARD_OUT(config_get_int(c, "server", "network_threads", 0, 0, 64, &i));
+    cfg->network_threads = (unsigned)i;
     GUARD_OUT(config_get_size(c, "server", "max_message_size", 1 << 20, 4096, 64 << 20,
                               &cfg->max_message_size));
     GUARD_OUT(config_get_duration_ms(c, "server", "idle_timeout", 120000, 1000, 86400000,

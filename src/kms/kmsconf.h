@@ -29,6 +29,7 @@ struct kms_config {
     /* [server] */
     char listen[256];
     unsigned workers;
+    unsigned network_threads; /* 0: one per online CPU */
     uint64_t max_message_size;
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;

@@ -2,12 +2,15 @@
  * server.h - vmseal-kms's network side: KMIP over TLS with mutual
  * authentication.
  *
- * One event loop (libevent, with its OpenSSL bufferevents) owns every
- * connection, so an idle or slow client costs a little memory and no
- * thread. Complete requests go to a pool of worker threads that run
- * kms_dispatch (store reads, group-committed writes); responses come back to
- * the loop. A connection has at most one request in flight, as KMIP clients
- * wait for each answer.
+ * A few event loops (libevent, with its OpenSSL bufferevents; network_threads
+ * of them, one per CPU by default) own the connections, so an idle or slow
+ * client costs a little memory and no thread. Each loop accepts from the
+ * one listening socket, runs the TLS handshakes of its connections (the
+ * CPU-heavy part when clients reconnect for every request), frames their
+ * requests and answers quick reads itself. Other requests go to a pool of
+ * worker threads that run kms_dispatch (store reads, group-committed
+ * writes); responses come back to the connection's loop. A connection has
+ * at most one request in flight, as KMIP clients wait for each answer.
  */
 #ifndef VMSEAL_KMS_SERVER_H
 #define VMSEAL_KMS_SERVER_H

@@ -2,14 +2,18 @@
 not starve anyone: with 1500 silent TCP connections, 200 idle TLS sessions
 and a slow writer open, a new client is answered promptly; and the server
 closes the silent ones after handshake_timeout and the idle ones after
-idle_timeout."""
+idle_timeout. With several network threads, concurrent clients all get
+their answers."""
 import socket
 import ssl
+import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from kms import (KmsServer, Status, call, create_aes, discover_versions, get, tls_connect)
+from kms import (KmsServer, Status, Tag, call, create_aes, discover_versions, find_all, get,
+                 tls_connect)
 
 SILENT = 1500
 IDLE_TLS = 200
@@ -78,3 +82,49 @@ def test_idle_and_slow_connections_do_not_starve_others(short_timeouts_server):
     # And it still serves.
     with tls_connect(server, server.client_crt, server.client_key) as s:
         assert call(s, discover_versions()).status == Status.SUCCESS
+
+
+NETWORK_THREADS = 3
+CLIENTS = 6
+ROUNDS = 15
+
+
+def test_clients_spread_over_network_threads_all_get_their_answers(kms_program, tmp_path):
+    """With several network threads, concurrent clients, each on its own
+    persistent connection and on fresh ones, get every answer right: writes
+    go to the workers and come back to the thread that owns the connection.
+    The server then stops cleanly (the fixture checks its exit status)."""
+    server = KmsServer(kms_program, tmp_path)
+    server.init()
+    conf = server.data_dir / "kms.conf"
+    text = conf.read_text()
+    assert "network_threads = 0" in text
+    conf.write_text(text.replace("network_threads = 0", f"network_threads = {NETWORK_THREADS}"))
+
+    def client(n: int) -> int:
+        done = 0
+        with tls_connect(server, server.client_crt, server.client_key) as s:
+            for _ in range(ROUNDS):
+                uid = call(s, create_aes(256)).uid()  # a worker
+                with tls_connect(server, server.client_crt, server.client_key) as fresh:
+                    res = call(fresh, get(uid))  # answered on a network thread
+                    assert res.status == Status.SUCCESS, res.describe()
+                    assert find_all(res.ok(), Tag.UNIQUE_IDENTIFIER)[0].value == uid
+                done += 1
+        return done
+
+    with server:
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            assert list(pool.map(client, range(CLIENTS))) == [ROUNDS] * CLIENTS
+        assert f"network_threads={NETWORK_THREADS}" in server.log()
+
+
+def test_network_threads_out_of_range_is_refused(kms_program, tmp_path):
+    server = KmsServer(kms_program, tmp_path)
+    server.init()
+    conf = server.data_dir / "kms.conf"
+    conf.write_text(conf.read_text().replace("network_threads = 0", "network_threads = 65"))
+    proc = subprocess.run([str(kms_program), "serve", "--data-dir", str(server.data_dir),
+                           "--listen", "127.0.0.1:1"], capture_output=True, timeout=30)
+    assert proc.returncode == 1
+    assert b"network_threads" in proc.stderr

@@ -4,6 +4,8 @@ import os
 import socket
 import ssl
 
+import pytest
+
 from kms import (ObjectType, Status, Tag, attribute, call, create_aes, enum, find_all, get,
                  integer, request, struct_, text, tls_connect, batch_item, Op, read_message,
                  parse_response)
@@ -51,22 +53,44 @@ def test_no_key_material_in_any_file(kms_server):
     kms_server.start()  # the fixture expects to stop a running server
 
 
-def test_tls_sessions_are_resumed(kms_server):
+# How a client resumes: TLS 1.2 with a session ticket (RFC 5077), TLS 1.2 by
+# session ID, as clients without ticket support do (Java's, so vCenter 7),
+# and TLS 1.3 with a PSK ticket (RFC 8446 §2.2).
+RESUMPTIONS = {
+    "tls1.2-ticket": (ssl.TLSVersion.TLSv1_2, 0),
+    "tls1.2-session-id": (ssl.TLSVersion.TLSv1_2, ssl.OP_NO_TICKET),
+    "tls1.3": (ssl.TLSVersion.TLSv1_3, 0),
+}
+
+
+@pytest.mark.parametrize("close_notify", [False, True], ids=["abrupt-close", "close-notify"])
+@pytest.mark.parametrize("resumption", list(RESUMPTIONS))
+def test_tls_sessions_are_resumed(kms_server, resumption, close_notify):
+    """Each reconnection resumes the previous session, whether the client
+    ended the last connection with close_notify or just closed it."""
+    from kms import discover_versions
+    version, options = RESUMPTIONS[resumption]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(str(kms_server.ca_crt))
     ctx.load_cert_chain(str(kms_server.client_crt), str(kms_server.client_key))
-    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
-        ctx.maximum_version = version
-        session = None
-        resumed = 0
-        for _ in range(5):
-            raw = socket.create_connection(("127.0.0.1", kms_server.port), timeout=10)
-            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
-                # A request completes the handshake (and, in TLS 1.3, brings
-                # the session ticket).
-                from kms import discover_versions
-                s.sendall(request(discover_versions()))
-                assert parse_response(read_message(s)).items[0].status == Status.SUCCESS
-                resumed += s.session_reused
-                session = s.session
-        assert resumed == 4, f"{version.name}: {resumed} of 4 reconnections resumed"
+    ctx.maximum_version = version
+    ctx.options |= options
+    session = None
+    resumed = 0
+    for _ in range(5):
+        raw = socket.create_connection(("127.0.0.1", kms_server.port), timeout=10)
+        s = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+        try:
+            # A request completes the handshake (and, in TLS 1.3, brings
+            # the session ticket).
+            s.sendall(request(discover_versions()))
+            assert parse_response(read_message(s)).items[0].status == Status.SUCCESS
+            assert s.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                                   ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+            resumed += s.session_reused
+            session = s.session
+            if close_notify:
+                s = s.unwrap()  # sends close_notify, waits for the server's
+        finally:
+            s.close()
+    assert resumed == 4, f"{resumption}: {resumed} of 4 reconnections resumed"

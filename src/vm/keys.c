@@ -159,13 +159,47 @@ RESULT vm_keys(struct vm_host *h, json_t **out)
     return OK_RESULT;
 }
 
+/* VM names held by a key destroy (vm_lock), released at the end. */
+struct held_vms {
+    char names[VM_HOST_MAX_VMS][VM_NAME_MAX];
+    size_t count;
+};
+
+/* Locks the VM a key was issued for, once. A key is recorded here when it
+ * is issued, before the VM that will use it is committed, by an operation
+ * holding that VM's lock (create, encrypt, rekey, clone): while it runs,
+ * "no VM uses the key" is not yet true, and destroying the key would leave
+ * the VM it commits encrypted under a destroyed key. */
+static RESULT hold_vm(struct vm_host *h, struct held_vms *held, const char *name)
+{
+    for (size_t i = 0; i < held->count; i++)
+        if (strcmp(held->names[i], name) == 0)
+            return OK_RESULT;
+    ENSURE(held->count < VM_HOST_MAX_VMS, ERR_BUSY);
+    ENSURE(strlen(name) < VM_NAME_MAX, ERR_INVALID_ARG);
+    GUARD(vm_lock(h, name));
+    snprintf(held->names[held->count++], VM_NAME_MAX, "%s", name);
+    return OK_RESULT;
+}
+
 RESULT vm_key_destroy(struct vm_host *h, const char *vm_name, const struct keyprov_ref *ref,
                       json_t **out)
 {
     json_t *a = NULL, *done = json_array();
-    ENSURE(done != NULL, ERR_NOMEM);
-    if (vm_name != NULL)
-        GUARD(vm_check_name("VM", vm_name));
+    struct held_vms *held = calloc(1, sizeof *held);
+    if (held == NULL || done == NULL) {
+        free(held);
+        json_decref(done);
+        BAIL(ERR_NOMEM);
+    }
+    if (vm_name != NULL) {
+        vs_result nr = vm_check_name("VM", vm_name);
+        if (!is_ok(nr)) {
+            free(held);
+            json_decref(done);
+            return nr;
+        }
+    }
     pthread_mutex_lock(&h->keys_mu);
     vs_result rc = keys_read(h, &a);
     size_t i, matched = 0;
@@ -183,6 +217,7 @@ RESULT vm_key_destroy(struct vm_host *h, const char *vm_name, const struct keypr
                                            strcmp(kid, ref->key_id) == 0;
         if (!match || json_is_true(json_object_get(x, "destroyed")))
             continue;
+        GUARD_OUT(hold_vm(h, held, v));
         json_t *users = NULL;
         GUARD_OUT(users_of(h, p, kid, &users));
         if (json_array_size(users) > 0) {
@@ -231,6 +266,9 @@ RESULT vm_key_destroy(struct vm_host *h, const char *vm_name, const struct keypr
         rc = RAISE(ERR_NOMEM);
 out:
     pthread_mutex_unlock(&h->keys_mu);
+    for (size_t k = 0; k < held->count; k++)
+        vm_unlock(h, held->names[k]);
+    free(held);
     json_decref(a);
     json_decref(done);
     return rc;

@@ -946,11 +946,16 @@ RESULT vm_create_overlay(struct vm_host *h, struct vm_desc *d, const struct vm_k
     GUARD(layer_path(h, o, path, sizeof path));
     pthread_mutex_lock(&mu);
     vs_result rc = OK_RESULT;
-    /* The chain below o: from p down. */
+    /* The chain below o: from p down. With o on top it must stay within
+     * DISK_CHAIN_MAX layers, or the descriptor committed next would never
+     * load again (vm_desc_chain refuses it). */
     struct vm_layer *l = p;
     while (l != NULL && is_ok(rc)) {
-        if (n == DISK_CHAIN_MAX) {
-            rc = RAISE(ERR_DESCRIPTOR);
+        if (n == DISK_CHAIN_MAX - 1) {
+            rc = RAISE(ERR_VM_STATE);
+            err_detail("disk %u of VM '%s' has %d layers, the most it may have: delete "
+                       "snapshots or instant clones first",
+                       o->disk, d->name, DISK_CHAIN_MAX);
             break;
         }
         rc = layer_path(h, l, paths[n], VM_PATH_MAX);

@@ -252,7 +252,7 @@ RESULT vm_power_start(struct vm_host *h, struct vm_desc *d, struct vm_keys *k)
     uint64_t memory;
     unsigned cpus;
     pid_t pid = -1;
-    bool paths_locked = false;
+    bool paths_locked = false, made_dir = false;
 
     proc_args_init(&args);
     GUARD_OUT(vm_config_read(h, d, k, &memory, &cpus));
@@ -264,6 +264,7 @@ RESULT vm_power_start(struct vm_host *h, struct vm_desc *d, struct vm_keys *k)
         err_errno(errno);
         goto out;
     }
+    made_dir = true; /* from here a failure wipes it: it holds the NVRAM in clear */
     GUARD_OUT(vm_path(nvram, sizeof nvram, "%s/nvram.fd", dir));
     GUARD_OUT(vm_path(log_path, sizeof log_path, "%s/qemu.log", dir));
     GUARD_OUT(vm_path(pidfile, sizeof pidfile, "%s/pid", dir));
@@ -329,7 +330,15 @@ RESULT vm_power_start(struct vm_host *h, struct vm_desc *d, struct vm_keys *k)
             free(dev);
         }
     }
-    GUARD_OUT(proc_spawn(&args, log_path, &pid));
+    rc = proc_spawn(&args, log_path, &pid);
+    if (!is_ok(rc)) {
+        /* QEMU missing or not executable: not "no such VM" (404). */
+        char why[sizeof err_last()->detail];
+        snprintf(why, sizeof why, "%s", err_last()->detail);
+        rc = RAISE(ERR_CHILD);
+        err_detail("%s", why);
+        goto out;
+    }
     pthread_mutex_unlock(&paths_mu);
     paths_locked = false;
     proc_args_free(&args); /* closes our ends of the secret pipes */
@@ -359,7 +368,7 @@ RESULT vm_power_start(struct vm_host *h, struct vm_desc *d, struct vm_keys *k)
                          (const char *)buf_data(&lb) + start);
             }
             buf_free(&lb);
-            clean_run_dir(dir);
+            pid = -1; /* reaped */
             rc = RAISE(ERR_CHILD);
             err_detail("QEMU exited at start: %s", last);
             goto out;
@@ -373,6 +382,19 @@ out:
         pthread_mutex_unlock(&paths_mu);
     proc_args_free(&args);
     buf_free(&nv);
+    if (!is_ok(rc)) {
+        /* Nothing of a failed start stays: no QEMU nobody tracks (a second
+         * power-on would open the same disks), no NVRAM in clear. */
+        struct err_state saved = *err_last();
+        if (pid > 0) {
+            (void)kill(pid, SIGKILL);
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+        }
+        if (made_dir)
+            clean_run_dir(dir);
+        (void)err_restore(&saved);
+    }
     return rc;
 }
 

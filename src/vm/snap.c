@@ -4,10 +4,11 @@
  * active layer and puts a new qcow2 overlay on it (LUKS-encrypted with its
  * own secret for an encrypted VM). Reverting puts a new overlay on the
  * snapshot's frozen layers and drops the current one. Deleting a snapshot
- * merges, where it can, the one layer above the frozen layer into it
- * (qemu-img commit), so that chains do not grow without end; a frozen layer
- * with several children (after reverts) or shared with instant clones is
- * left as it is. */
+ * drops the layers only it kept (the frozen top of a branch a revert left),
+ * then merges, where it can, the one layer above the remaining frozen layer
+ * into it (qemu-img commit), so that chains do not grow without end; a
+ * frozen layer with several children or shared with instant clones is left
+ * as it is. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -249,6 +250,19 @@ RESULT vm_snapshot_delete_steps(struct vm_host *h, struct vm_desc *d, struct vm_
 
     for (unsigned i = 0; i < d->disk_count; i++) {
         struct vm_layer *p = vm_desc_layer(d, frozen[i]), *c = NULL;
+        /* A layer only this snapshot kept (after a revert, the frozen top of
+         * another branch: no child, not active, in no other snapshot) goes,
+         * and then its parents while the same holds; their files go at the
+         * commit (vm_gc). Left in place, they would keep a branch in the tree
+         * that no snapshot delete could ever consolidate. */
+        while (p != NULL && !p->shared && !p->foreign && !vm_desc_layer_in_use(d, p->id)) {
+            char parent[VM_LAYER_ID_MAX];
+            snprintf(parent, sizeof parent, "%s", p->parent);
+            vm_desc_remove_layer(d, p->id);
+            p = parent[0] != '\0' ? vm_desc_layer(d, parent) : NULL;
+        }
+        /* Then the first layer still in use: merged with its one child if
+         * nothing else needs it. */
         if (p == NULL || p->shared || p->foreign || vm_desc_children(d, p->id) != 1)
             continue;
         bool p_referenced = false;

@@ -36,6 +36,28 @@ static RESULT copy_setting(char *out, const char *value, const char *fallback)
     return OK_RESULT;
 }
 
+/* The runtime directory holds decrypted UEFI variable stores: it must be
+ * ours alone. Its default name under the world-writable /dev/shm is
+ * predictable, so one made beforehand by another user (who could then read,
+ * swap or redirect what vmseald writes and removes in it) is refused, as is
+ * a symbolic link or one others may read. */
+static RESULT check_private_dir(const char *dir)
+{
+    struct stat st;
+    if (lstat(dir, &st) != 0) {
+        RAISE(ERR_IO);
+        err_detail("stat of %s", dir);
+        return err_errno(errno);
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+        RAISE(ERR_PERM);
+        return err_detail("runtime directory %s must be a directory (not a link) of user %u "
+                          "with mode 0700: it holds decrypted UEFI variable stores",
+                          dir, (unsigned)geteuid());
+    }
+    return OK_RESULT;
+}
+
 RESULT vm_host_open(const struct vm_host_config *cfg, struct keyprov *kp, struct vm_host **out)
 {
     vs_result rc = OK_RESULT;
@@ -70,6 +92,7 @@ RESULT vm_host_open(const struct vm_host_config *cfg, struct keyprov *kp, struct
     GUARD_OUT(file_mkdir(h->data_dir, 0700));
     GUARD_OUT(file_mkdir(h->datastore, 0700));
     GUARD_OUT(file_mkdir(h->runtime_dir, 0700));
+    GUARD_OUT(check_private_dir(h->runtime_dir));
     vm_power_scan(h);
     vm_host_recover_all(h);
     *out = h;
@@ -222,6 +245,19 @@ static vs_result locked_error(struct vm_host *h, const struct vm_desc *d)
     return err_detail("VM '%s' is locked: %s (%s)", d->name, reason, why);
 }
 
+/* A wrapped secret of d that does not open under its KEK: the descriptor
+ * was tampered with or damaged (ERR_DESCRIPTOR, like a bad tag), not a
+ * caller's failed authentication (ERR_AUTH is HTTP 400). */
+static vs_result unwrap_error(vs_result rc, const struct vm_desc *d, const char *what)
+{
+    if (rc.code != ERR_AUTH)
+        return rc;
+    RAISE(ERR_DESCRIPTOR);
+    return err_detail("vm.json of VM '%s' fails its integrity check: %s does not open under "
+                      "key %s/%s",
+                      d->name, what, d->key.provider, d->key.key_id);
+}
+
 RESULT vm_keys_open(struct vm_host *h, const struct vm_desc *d, const uint8_t tag[32],
                     struct vm_keys **out)
 {
@@ -240,8 +276,10 @@ RESULT vm_keys_open(struct vm_host *h, const struct vm_desc *d, const uint8_t ta
     GUARD_OUT(rc);
     set_locked(h, d->name, NULL);
     size_t len = 0;
-    GUARD_OUT(keyprov_unwrap(h->kp, &d->key, d->wrapped_file_key, d->wrapped_file_key_len,
-                             k->file_key, sizeof k->file_key, &len));
+    GUARD_OUT(
+        unwrap_error(keyprov_unwrap(h->kp, &d->key, d->wrapped_file_key, d->wrapped_file_key_len,
+                                    k->file_key, sizeof k->file_key, &len),
+                     d, "the file key"));
     ENSURE_OUT(len == VM_FILE_KEY_LEN, ERR_DESCRIPTOR);
     k->have_file_key = true;
     GUARD_OUT(vm_desc_verify(d, k->file_key, tag));
@@ -250,8 +288,9 @@ RESULT vm_keys_open(struct vm_host *h, const struct vm_desc *d, const uint8_t ta
         if (l->wrapped_len == 0)
             continue;
         uint8_t *s = k->e[k->count].secret;
-        GUARD_OUT(keyprov_unwrap(h->kp, &d->key, l->wrapped_secret, l->wrapped_len, s,
-                                 LUKS1_SECRET_LEN, &len));
+        GUARD_OUT(unwrap_error(keyprov_unwrap(h->kp, &d->key, l->wrapped_secret, l->wrapped_len, s,
+                                              LUKS1_SECRET_LEN, &len),
+                               d, "a disk secret"));
         ENSURE_OUT(len == LUKS1_SECRET_LEN, ERR_DESCRIPTOR);
         snprintf(k->e[k->count].id, VM_LAYER_ID_MAX, "%s", l->id);
         k->count++;
@@ -332,8 +371,12 @@ RESULT vm_open_file(struct vm_host *h, const struct vm_desc *d, const struct vm_
         ENSURE_OUT(k->have_file_key, ERR_INTERNAL);
         GUARD_OUT(file_aad(d, kind, aad, sizeof aad));
         rc = crypto_open(k->file_key, aad, strlen(aad), &b, out);
-        if (rc.code == ERR_AUTH)
+        if (rc.code == ERR_AUTH) {
+            /* Tampered or damaged: an integrity failure (HTTP 500), not a
+             * caller's failed authentication (400). */
+            rc = RAISE(ERR_DESCRIPTOR);
             err_detail("%s of VM '%s' fails its integrity check", file, d->name);
+        }
         GUARD_OUT(rc);
     } else {
         GUARD_OUT(buf_write_bytes(out, buf_data(&b), buf_len(&b)));

@@ -5,11 +5,14 @@ QEMU's LUKS and qcow2 drivers, and cryptsetup accepts the LUKS images.
 The guest data is a random image imported at creation, so the expected
 bytes are known without our code.
 """
+import base64
 import hashlib
+import json
 import os
 import pathlib
 import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -225,10 +228,11 @@ def test_snapshots(d, image):
     assert vm["snapshots"] == []
     refused(d, "vm", "snapshot", "delete", "s1", "a", says="no snapshot")
     refused(d, "vm", "snapshot", "revert", "s1", "zz", says="no snapshot")
-    # With one layer per disk again after consolidation? Deep rekey needs it.
-    if len(vm["disks"][0]["layers"]) == 1:
-        d.cli("vm", "rekey", "s1", "--deep")
-        assert d.guest_sha256("s1") == digest
+    # One layer per disk again after consolidation (b's branch top went
+    # with b): deep rekey needs it.
+    assert len(vm["disks"][0]["layers"]) == 1, vm["disks"]
+    d.cli("vm", "rekey", "s1", "--deep")
+    assert d.guest_sha256("s1") == digest
 
 
 def test_snapshot_delete_merges(d, image):
@@ -387,3 +391,157 @@ def test_import_qcow2_image(d, image, tmp_path):
                    check=True, capture_output=True)
     refused(d, "vm", "create", "q2", "--image", str(child), says="backing")
     assert not (d.data / "vms" / "q2").exists()
+
+
+def test_snapshot_delete_drops_branch_layers(d, image):
+    """After a revert, the frozen top of the abandoned branch goes with the
+    last snapshot that kept it: deleting every snapshot, in either order,
+    leaves one layer per disk and no file behind, so that the VM can be
+    deep-rekeyed, cloned or decrypted again."""
+    path, data, digest = image
+    for name, order, extra in (("br1", ("x", "y"), ["--encrypt"]), ("br2", ("y", "x"), [])):
+        d.cli("vm", "create", name, "--image", str(path), *extra)
+        d.cli("vm", "snapshot", "create", name, "x")
+        d.write_guest(name, 0, 0, 0x44, 4096)
+        d.cli("vm", "snapshot", "create", name, "y")
+        d.cli("vm", "snapshot", "revert", name, "x")
+        d.write_guest(name, 0, 4096, 0x55, 4096)
+        expect = sha256_with_write(data, 4096, 0x55, 4096)
+        for snap in order:
+            d.cli("vm", "snapshot", "delete", name, snap)
+            assert d.guest_sha256(name) == expect
+        vm = d.cli("vm", "info", name)
+        assert vm["snapshots"] == [] and len(vm["disks"][0]["layers"]) == 1, vm["disks"]
+        files = sorted(f.name for f in (d.data / "vms" / name).iterdir() if "disk" in f.name)
+        assert files == [pathlib.Path(vm["disks"][0]["layers"][0]["file"]).name]
+        if extra:
+            assert vm["rekeyable"]
+            d.cli("vm", "rekey", name, "--deep")
+        else:
+            d.cli("vm", "clone", name, name + "-c")
+            assert d.guest_sha256(name + "-c") == expect
+        assert d.guest_sha256(name) == expect
+
+
+def unencrypted_tag(desc):
+    """An unencrypted VM's tag: SHA-256 of the canonical JSON (sorted keys,
+    compact, without the tag), which anyone can compute."""
+    body = {k: v for k, v in desc.items() if k != "tag"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_chain_limit(d):
+    """A disk chain holds at most 64 layers (DISK_CHAIN_MAX). A snapshot or an
+    instant clone that would make the 65th is refused as a state of the VM
+    (409, saying why), and changes nothing; it was a 400 "input exceeds the
+    size limit" from deep in the disk room."""
+    d.cli("vm", "create", "ch1", "--disk", "1M")
+    vmdir = d.data / "vms" / "ch1"
+    desc = json.loads((vmdir / "vm.json").read_text())
+    assert unencrypted_tag(desc) == desc["tag"]
+    # 63 overlays on the base layer, made with qemu-img directly.
+    top = desc["layers"][0]
+    prev, prev_fmt, n = vmdir / pathlib.Path(top["file"]).name, "raw", desc["next_layer"]
+    for _ in range(63):
+        n += 1
+        f = vmdir / f"disk0-l{n}.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", str(prev), "-F",
+                        prev_fmt, str(f), "1M"], check=True)
+        layer = {"id": f"l{n}", "disk": 0, "file": f"ch1/{f.name}", "format": "qcow2",
+                 "parent": top["id"], "secret": None, "shared": False, "foreign": False}
+        desc["layers"].append(layer)
+        top, prev, prev_fmt = layer, f, "qcow2"
+    desc["next_layer"] = n
+    desc["disks"][0]["active"] = top["id"]
+    desc["tag"] = unencrypted_tag(desc)
+    (vmdir / "vm.json").write_text(json.dumps(desc, indent=2))
+    assert len(d.cli("vm", "info", "ch1")["disks"][0]["layers"]) == 64
+    before = sorted(f.name for f in vmdir.iterdir())
+    refused(d, "vm", "snapshot", "create", "ch1", "s", says="64 layers")
+    vm = d.cli("vm", "info", "ch1")
+    assert len(vm["disks"][0]["layers"]) == 64 and vm["snapshots"] == []
+    assert sorted(f.name for f in vmdir.iterdir()) == before
+    refused(d, "vm", "clone", "ch1", "ch1-ic", "--instant", says="64 layers")
+    assert not (d.data / "vms" / "ch1-ic").exists()
+    assert d.cli("vm", "info", "ch1")["dependents"] == []
+    d.cli("vm", "delete", "ch1")
+
+
+def test_tampered_files_are_integrity_errors(d):
+    """A sealed file or a wrapped key that does not open is damage or
+    tampering on the datastore: HTTP 500 "integrity", like a bad tag, and not
+    400 "authentication_failed" (a caller's wrong passphrase)."""
+    d.cli("vm", "create", "tamp1", "--disk", "1M", "--encrypt")
+    vmdir = d.data / "vms" / "tamp1"
+    cfg = next(f for f in vmdir.iterdir() if f.name.startswith("config"))
+    good = cfg.read_bytes()
+    cfg.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    status, body = d.api("GET", "/v1/vms/tamp1")
+    assert status == 500 and body["error"]["code"] == "integrity", body
+    cfg.write_bytes(good)
+    assert d.api("GET", "/v1/vms/tamp1")[0] == 200
+    vmj = vmdir / "vm.json"
+    text = vmj.read_text()
+    for field in ("file_key", "secret"):
+        desc = json.loads(text)
+        holder = desc["encryption"] if field == "file_key" else desc["layers"][0]
+        w = base64.b64decode(holder[field])
+        holder[field] = base64.b64encode(bytes([w[0] ^ 1]) + w[1:]).decode()
+        vmj.write_text(json.dumps(desc, indent=2))
+        status, body = d.api("GET", "/v1/vms/tamp1")
+        assert status == 500 and body["error"]["code"] == "integrity", body
+        assert "tamp1" in body["error"]["message"]
+    vmj.write_text(text)
+    assert d.api("GET", "/v1/vms/tamp1")[0] == 200
+
+
+def test_runtime_dir_must_be_private(tmp_path):
+    """The runtime directory holds decrypted variable stores: one others may
+    read, or a symbolic link, is refused at start (its default name under
+    /dev/shm is predictable: another user could have made it first)."""
+    from conftest import BUILD_DIR
+    rt = tempfile.mkdtemp(prefix="vmseal-test-", dir="/dev/shm")
+    link = rt + "-link"
+    try:
+        os.chmod(rt, 0o755)
+        nd = Vmseald(BUILD_DIR, tmp_path / "rt", runtime_dir=rt)
+        with pytest.raises(RuntimeError, match="runtime directory"):
+            nd.start()
+        nd.proc = None
+        os.chmod(rt, 0o700)
+        nd.start()
+        nd.stop()
+        os.symlink(rt, link)
+        nl = Vmseald(BUILD_DIR, tmp_path / "rt2", runtime_dir=link)
+        with pytest.raises(RuntimeError, match="runtime directory"):
+            nl.start()
+    finally:
+        shutil.rmtree(rt, ignore_errors=True)
+        if os.path.lexists(link):
+            os.unlink(link)
+
+
+def test_key_destroy_refused_while_an_operation_issues_keys(d):
+    """A key is recorded when it is issued, before the VM that uses it is
+    committed. Destroying a VM's keys while an operation on it runs is
+    refused (busy): it would otherwise destroy the key the operation is
+    about to commit, leaving the VM under a destroyed key."""
+    d.cli("vm", "create", "kd1", "--disk", "256M")
+    status, body = d.api("POST", "/v1/vms/kd1/encrypt", {})
+    assert status == 202, body
+    task = body["task"]["id"]
+    deadline = time.time() + 60
+    while not any(k["vm"] == "kd1" for k in d.cli("key", "list")["keys"]):
+        assert time.time() < deadline
+        time.sleep(0.02)
+    status, body = d.api("POST", "/v1/keys/destroy", {"vm": "kd1"})
+    # busy while the encryption runs; once committed, the VM uses the key.
+    assert status == 409 and body["error"]["code"] in ("busy", "vm_state"), body
+    while d.api("GET", f"/v1/tasks/{task}")[1]["task"]["state"] == "running":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert d.api("GET", f"/v1/tasks/{task}")[1]["task"]["state"] == "success"
+    keys = [k for k in d.cli("key", "list")["keys"] if k["vm"] == "kd1"]
+    assert len(keys) == 1 and not keys[0]["destroyed"] and keys[0]["vms"] == ["kd1"]
+    d.cli("vm", "delete", "kd1")

@@ -476,7 +476,7 @@ static RESULT transform(struct vm_host *h, const char *name, enum transform what
                                                                 : NULL));
         GUARD_OUT(new_file_key(h, nd, nk));
     } else {
-        memset(&nd->key, 0, sizeof nd->key);
+        nd->key = (struct keyprov_ref){0}; /* a reference, not a secret */
         nd->wrapped_file_key_len = 0;
     }
 

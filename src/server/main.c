@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,16 +32,19 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "server/api.h"
+#include "server/tasks.h"
 #include "vm/vmutil.h"
 
 #define MAX_BODY (8u << 20)
 #define TICK_SECONDS 2
+#define STOP_WAIT_MS 60000 /* for operations to stop before vmseald exits */
 
 struct daemon {
     struct event_base *base;
     struct evhttp *http;
     struct api_ctx api;
     volatile int stopping;
+    atomic_int jobs; /* request threads running: they use the host and the loop */
 };
 
 struct job {
@@ -112,8 +116,10 @@ static void *job_main(void *arg)
         j->reply = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
     }
     struct timeval now = {0, 0};
-    if (j->reply == NULL || event_base_once(j->dm->base, -1, EV_TIMEOUT, reply_cb, j, &now) != 0)
+    struct daemon *dm = j->dm; /* j belongs to the loop from here */
+    if (j->reply == NULL || event_base_once(dm->base, -1, EV_TIMEOUT, reply_cb, j, &now) != 0)
         abort(); /* the loop is gone: nothing sane is left to do */
+    atomic_fetch_sub(&dm->jobs, 1);
     return NULL;
 }
 
@@ -167,7 +173,9 @@ static void request_cb(struct evhttp_request *req, void *arg)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&dm->jobs, 1);
     if (pthread_create(&th, &attr, job_main, j) != 0) {
+        atomic_fetch_sub(&dm->jobs, 1);
         job_free(j);
         evhttp_send_error(req, 503, NULL);
     }
@@ -327,6 +335,20 @@ int main(int argc, char **argv)
     dm.stopping = 1;
     if (ticking)
         pthread_join(tick, NULL);
+    /* Operations run on threads of their own that use the host, the key
+     * providers and the loop: stop them (the bulk engine rolls back) and
+     * wait, before any of it is freed. */
+    for (int waited = 0; atomic_load(&dm.jobs) > 0 && waited < 5000; waited += 50)
+        usleep(50000); /* requests first: one may still start a task */
+    size_t left = tasks_shutdown(STOP_WAIT_MS);
+    if (left > 0 || atomic_load(&dm.jobs) > 0) {
+        log_warn("stopping with operations still running: the next start finishes or rolls "
+                 "them back",
+                 LOG_I("tasks", (long)left), LOG_I("requests", (long)atomic_load(&dm.jobs)));
+        (void)unlink(socket_path);
+        _exit(0); /* not exit(): no atexit handler may free what they use */
+    }
+    event_base_loop(dm.base, EVLOOP_NONBLOCK); /* the answers of the last requests */
     event_free(sigterm);
     event_free(sigint);
     (void)unlink(socket_path);

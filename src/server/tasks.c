@@ -188,6 +188,26 @@ RESULT tasks_start(const char *operation, const char *target, task_fn fn, void *
     return OK_RESULT;
 }
 
+size_t tasks_shutdown(unsigned timeout_ms)
+{
+    size_t running = 0;
+    for (unsigned waited = 0;; waited += 50) {
+        running = 0;
+        pthread_mutex_lock(&tasks_mu);
+        for (size_t i = 0; i < TASKS_KEEP; i++) {
+            if (tasks[i] != NULL && tasks[i]->finished[0] == '\0') {
+                atomic_store(&tasks[i]->ctl.cancel, true);
+                running++;
+            }
+        }
+        pthread_mutex_unlock(&tasks_mu);
+        if (running == 0 || waited >= timeout_ms)
+            return running;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 RESULT tasks_get(const char *id, json_t **out)
 {
     vs_result rc = OK_RESULT;

@@ -34,6 +34,12 @@ RESULT tasks_start(const char *operation, const char *target, task_fn fn, void *
 RESULT tasks_get(const char *id, json_t **out) __attribute__((nonnull));
 RESULT tasks_list(json_t **out) __attribute__((nonnull));
 
+/* At shutdown: asks every unfinished task to stop (the bulk engine honours
+ * it and the operation rolls back; others run to their end), then waits up
+ * to timeout_ms for them. Returns how many are still running: their
+ * threads use the host, so it must not be freed while any is. */
+size_t tasks_shutdown(unsigned timeout_ms);
+
 /* Error object {code, message} and HTTP status for the thread's last error. */
 json_t *api_error_json(int *http_status);
 

@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -545,3 +546,38 @@ def test_key_destroy_refused_while_an_operation_issues_keys(d):
     keys = [k for k in d.cli("key", "list")["keys"] if k["vm"] == "kd1"]
     assert len(keys) == 1 and not keys[0]["destroyed"] and keys[0]["vms"] == ["kd1"]
     d.cli("vm", "delete", "kd1")
+
+
+def test_sigterm_stops_operations_first(tmp_path):
+    """SIGTERM while an operation runs: vmseald stops it (the bulk engine
+    rolls back), waits for it, then exits 0. It used to free the host and
+    the key providers under the running operation's thread, and leave the
+    operation to the recovery of the next start."""
+    from conftest import BUILD_DIR
+    nd = Vmseald(BUILD_DIR, tmp_path / "term")
+    nd.start()
+    try:
+        nd.add_native("n1")
+        nd.cli("vm", "create", "big", "--disk", "512M")
+        status, body = nd.api("POST", "/v1/vms/big/encrypt", {})
+        assert status == 202, body
+        vmdir = nd.data / "vms" / "big"
+        deadline = time.time() + 30
+        while not (vmdir / "journal").exists():  # under way
+            assert time.time() < deadline
+            time.sleep(0.01)
+        nd.proc.send_signal(signal.SIGTERM)
+        assert nd.proc.wait(timeout=90) == 0
+        nd.proc = None
+        assert not (vmdir / "journal").exists(), sorted(f.name for f in vmdir.iterdir())
+        assert "AddressSanitizer" not in nd.log_text()
+        nd.start()
+        assert "interrupted operation" not in nd.log_text()
+        vm = nd.cli("vm", "info", "big")
+        files = sorted(f.name for f in vmdir.iterdir())
+        assert len([f for f in files if f.startswith("disk")]) == 1, files
+        if not vm["encrypted"]:  # cancelled and rolled back: it can run again
+            nd.cli("vm", "encrypt", "big")
+    finally:
+        nd.stop()
+        shutil.rmtree(nd.runtime, ignore_errors=True)

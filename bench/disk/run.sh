@@ -224,9 +224,9 @@ echo "machine's other load: what each tool costs"
 printf '%-34s %17s %17s\n' "operation" "vmseal CPU s" "qemu-img CPU s"
 printf '%s\n' "${cpu_lines[@]}"
 echo
-echo "shallow rekey (new KEK; 1 and 8 disks; target < 50 ms): NOT MEASURED here: it"
-echo "  needs the VM layer (src/vm), which re-wraps each disk secret without"
-echo "  touching data; it is measured by a later change."
+echo "shallow rekey (new KEK; 1 and 8 disks; target < 50 ms): not measured by this"
+echo "  script: no data is touched, so it is a VM-layer measurement, made by"
+echo "  bench/disk/shallow.sh through the host engine (docs/performance.md)."
 echo
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ -e $tmp/invalid ]]; then

@@ -63,6 +63,7 @@
 #define ENGINE_MAX_THREADS 256U
 #define ENGINE_READERS 2U
 #define ENGINE_MAX_SLOTS 64U
+#define ENGINE_MAX_BUFFER_BYTES ((size_t)256 << 20) /* all slots together */
 /* Decrypt and re-encrypt this much at a time, so that the second pass
  * finds the data in L2 instead of memory. */
 #define ENGINE_SLICE ((size_t)128 << 10)
@@ -672,6 +673,12 @@ vs_result disk_copy(const struct disk_end *src, const struct disk_end *dst, uint
     unsigned n_slots = 2 * ciphers + readers + 2;
     if (n_slots > ENGINE_MAX_SLOTS)
         n_slots = ENGINE_MAX_SLOTS;
+    /* Large chunks: fewer slots (threads then wait for one; two suffice to
+     * make progress). */
+    if (n_slots > ENGINE_MAX_BUFFER_BYTES / job->chunk)
+        n_slots = (unsigned)(ENGINE_MAX_BUFFER_BYTES / job->chunk);
+    if (n_slots < 2)
+        n_slots = 2;
     GUARD_OUT(engine_job_alloc(job, n_slots));
     job->readers_left = readers;
     job->ciphers_left = ciphers;

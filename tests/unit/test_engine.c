@@ -605,6 +605,42 @@ static void test_threads_give_identical_output(void **state)
     model_free(&m);
 }
 
+/* Chunks so large that only two fit in the engine's buffer budget: threads
+ * wait for a free slot in turn, and every chunk still gets through. A
+ * sparse LUKS disk keeps it cheap: only its few data extents move. */
+static void test_large_chunks_few_slots(void **state)
+{
+    const uint64_t size = 600 * MIB;
+    static const uint64_t at[] = {0, 130 * MIB - 32 * KIB, 300 * MIB, 600 * MIB - 64 * KIB};
+    uint8_t piece[64 * 1024], *want = malloc(sizeof(piece)), *got = malloc(sizeof(piece));
+    (void)state;
+
+    assert_true(want != NULL && got != NULL);
+    int src = file_new("big.luks", LUKS_BASE + size);
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        memset(piece, (int)(0x41 + i), sizeof(piece));
+        ref_xts(key_a, true, at[i] / SECTOR, piece, sizeof(piece));
+        pwrite_all(src, piece, sizeof(piece), LUKS_BASE + at[i]);
+    }
+    int dst = file_new("big2.luks", LUKS_BASE + size);
+    struct disk_end s = luks_end(src, key_a, LUKS_BASE), d = luks_end(dst, key_b, LUKS_BASE);
+    assert_ok(
+        disk_copy(&s, &d, size, &(struct disk_copy_opts){.threads = 4, .chunk_bytes = 128 * MIB}));
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        memset(want, (int)(0x41 + i), sizeof(piece));
+        pread_all(dst, got, sizeof(piece), LUKS_BASE + at[i]);
+        ref_xts(key_b, false, at[i] / SECTOR, got, sizeof(piece));
+        assert_memory_equal(got, want, sizeof(piece));
+    }
+    assert_true(range_is_hole(dst, LUKS_BASE + 64 * KIB, 100 * MIB));
+    assert_true(allocated_bytes(dst) < 2 * MIB);
+
+    free(want);
+    free(got);
+    close(src);
+    close(dst);
+}
+
 /* --- progress and cancellation --- */
 
 struct progress_log {
@@ -850,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_luks_holes_stay_holes_into_plain),
         cmocka_unit_test(test_plain_empty_into_luks_reads_zeros),
         cmocka_unit_test(test_threads_give_identical_output),
+        cmocka_unit_test(test_large_chunks_few_slots),
         cmocka_unit_test(test_progress_is_monotonic_and_ends_at_total),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_short_source),

@@ -271,6 +271,19 @@ __attribute__((noreturn)) static void proc_child(const struct proc_launch *l)
     sigemptyset(&dfl.sa_mask);
     for (int sig = 1; sig < NSIG; sig++)
         (void)sigaction(sig, &dfl, NULL); /* fails harmlessly for KILL, STOP */
+    /* glibc keeps signals 32 and 33 for itself and refuses to change them;
+     * one ignored by whoever started us (seen under a CI runner) would
+     * survive execve. The kernel call resets them (x86-64 and arm64 share
+     * this layout of struct sigaction, and SIG_DFL needs no restorer). */
+    for (int sig = 32; sig < SIGRTMIN; sig++) {
+        struct {
+            void (*handler)(int);
+            unsigned long flags;
+            void (*restorer)(void);
+            unsigned long mask;
+        } kdfl = {SIG_DFL, 0, NULL, 0};
+        (void)syscall(SYS_rt_sigaction, sig, &kdfl, NULL, sizeof kdfl.mask);
+    }
 
     if (dup2(l->stdin_fd, STDIN_FILENO) < 0 || dup2(l->stdout_fd, STDOUT_FILENO) < 0 ||
         dup2(l->stderr_fd, STDERR_FILENO) < 0)

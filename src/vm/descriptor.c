@@ -396,6 +396,10 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
         DESC_FAIL("field 'created' is not a time");
     GUARD_OUT(get_u64(o, "generation", &d->generation));
     GUARD_OUT(get_u64(o, "next_layer", &d->next_layer));
+    /* Both grow by one per operation; near 2^63 the next save would write
+     * a negative number and the VM would never load again. */
+    if (d->generation >= VM_DESC_COUNTER_MAX || d->next_layer >= VM_DESC_COUNTER_MAX)
+        DESC_FAIL("field 'generation' or 'next_layer' is out of range");
     GUARD_OUT(get_bool(o, "template", &d->template_));
     GUARD_OUT(get_str(o, "instant_clone_of", d->instant_clone_of, sizeof d->instant_clone_of,
                       true));
@@ -504,7 +508,7 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
             DESC_FAIL("a disk is not an object");
         GUARD_OUT(only_keys(x, "a disk", disk_keys));
         GUARD_OUT(get_u64(x, "size", &dk->size));
-        if (dk->size == 0 || dk->size % 512 != 0)
+        if (dk->size == 0 || dk->size % 512 != 0 || dk->size > VM_MAX_DISK_SIZE)
             DESC_FAIL("disk %zu has an invalid size", i);
         GUARD_OUT(get_str(x, "active", dk->active, sizeof dk->active, false));
         struct vm_layer *l = vm_desc_layer(d, dk->active);

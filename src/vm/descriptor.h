@@ -46,6 +46,8 @@
 #define VM_WRAPPED_MAX 64    /* RFC 5649 of a 32-byte secret: 40 bytes */
 #define VM_FILE_KEY_LEN 32
 #define VM_DESC_MAX_BYTES (1u << 20)
+#define VM_MAX_DISK_SIZE (64ull << 40)   /* guest bytes of one disk */
+#define VM_DESC_COUNTER_MAX (1ull << 53) /* generation, next_layer: exact in any JSON reader */
 
 struct vm_layer {
     char id[VM_LAYER_ID_MAX]; /* "l1", "l2", ... unique within the VM */

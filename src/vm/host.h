@@ -77,7 +77,7 @@ RESULT vm_keys_open(struct vm_host *h, const struct vm_desc *d, const uint8_t ta
 RESULT vm_load(struct vm_host *h, const char *name, struct vm_desc *d, struct vm_keys **keys)
     __attribute__((nonnull));
 /* A fresh random disk secret for layer l, wrapped under d's KEK into l,
- * kept in k and copied to secret. */
+ * kept in k and copied to secret (wiped on failure). */
 RESULT vm_new_layer_secret(struct vm_host *h, struct vm_desc *d, struct vm_keys *k,
                            struct vm_layer *l, uint8_t secret[LUKS1_SECRET_LEN])
     __attribute__((nonnull));

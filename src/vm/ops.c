@@ -22,7 +22,6 @@
 #define VM_DEFAULT_MEMORY (256ull << 20)
 #define VM_MAX_MEMORY (1ull << 40)
 #define VM_MAX_CPUS 64
-#define VM_MAX_DISK_SIZE (64ull << 40)
 
 /* --- small helpers ---------------------------------------------------------- */
 
@@ -100,9 +99,26 @@ static void agg_progress(void *ctx, uint64_t done, uint64_t total)
 
 static RESULT rm_vm_dir(const char *dir)
 {
-    DIR *dp = opendir(dir);
-    if (dp == NULL)
-        return errno == ENOENT ? OK_RESULT : err_errno(errno);
+    /* Never through a symbolic link: one planted in the datastore (a
+     * ".trash-*" entry, a VM directory) would make us empty whatever it
+     * points at. The link itself goes. */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+        if (unlink(dir) == 0 || errno == ENOENT)
+            return OK_RESULT;
+    }
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return OK_RESULT;
+        RAISE(ERR_IO);
+        return err_errno(errno);
+    }
+    DIR *dp = fdopendir(fd);
+    if (dp == NULL) {
+        close(fd);
+        RAISE(ERR_IO);
+        return err_errno(errno);
+    }
     struct dirent *e;
     while ((e = readdir(dp)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
@@ -341,6 +357,14 @@ RESULT vm_create(struct vm_host *h, const struct vm_create_spec *spec, struct vm
             RAISE(ERR_DISK_FORMAT);
             return err_detail("image '%s' is not a whole number of 512-byte sectors",
                               spec->image);
+        }
+        /* The same limit as an empty disk's: a qcow2 header can claim any
+         * size, and every byte of it is converted and encrypted. */
+        if (image_size == 0 || image_size > VM_MAX_DISK_SIZE) {
+            RAISE(ERR_DISK_FORMAT);
+            return err_detail("image '%s' has a size of %llu bytes: disks are 512 bytes to 64 "
+                              "TiB",
+                              spec->image, (unsigned long long)image_size);
         }
     }
 
@@ -624,8 +648,9 @@ static RESULT instant_freeze_source(struct vm_host *h, struct vm_desc *sd, struc
         } else {
             o->format = DISK_FORMAT_QCOW2;
         }
-        GUARD(vm_create_overlay(h, sd, sk, o, sp));
+        vs_result rc = vm_create_overlay(h, sd, sk, o, sp);
         secret_wipe(secret, sizeof secret);
+        GUARD(rc);
         snprintf(sd->disks[i].active, VM_LAYER_ID_MAX, "%s", o->id);
     }
     snprintf(sd->dependents[sd->dependent_count++], VM_NAME_MAX, "%s", dst);

@@ -2,6 +2,7 @@
  * the periodic tick: locked VMs retried, exited VMs powered off. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -70,9 +71,13 @@ static void remove_temporaries(struct vm_host *h, const char *name)
     char dir[VM_PATH_MAX];
     if (!is_ok(vm_path(dir, sizeof dir, "%s/%s", h->datastore, name)))
         return;
-    DIR *dp = opendir(dir);
-    if (dp == NULL)
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* not via a link */
+    DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+    if (dp == NULL) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
     bool removed = false;
     struct dirent *e;
     while ((e = readdir(dp)) != NULL)
@@ -93,19 +98,10 @@ void vm_host_recover_all(struct vm_host *h)
     struct dirent *e;
     while ((e = readdir(dp)) != NULL) {
         if (strncmp(e->d_name, ".trash-", 7) == 0) {
-            /* A delete renamed the VM away, then stopped: finish it. */
-            char path[VM_PATH_MAX];
-            if (is_ok(vm_path(path, sizeof path, "%s/%s", h->datastore, e->d_name))) {
-                DIR *t = opendir(path);
-                if (t != NULL) {
-                    struct dirent *f;
-                    while ((f = readdir(t)) != NULL)
-                        if (strcmp(f->d_name, ".") != 0 && strcmp(f->d_name, "..") != 0)
-                            (void)unlinkat(dirfd(t), f->d_name, 0);
-                    closedir(t);
-                }
-                (void)rmdir(path);
-            }
+            /* A delete renamed the VM away, then stopped: finish it (never
+             * through a symbolic link: vm_remove_dir removes the link). */
+            result_ignore(vm_remove_dir(h, e->d_name));
+            err_clear();
             continue;
         }
         if (is_ok(vm_check_name("VM", e->d_name)) && n < VM_HOST_MAX_VMS)

@@ -22,7 +22,6 @@
 #define VM_DEFAULT_MEMORY (256ull << 20)
 #define VM_MAX_MEMORY (1ull << 40)
 #define VM_MAX_CPUS 64
-#define VM_MAX_DISK_SIZE (64ull << 40)
 #define VM_CONFIG_MAX 65536
 #define VM_NVRAM_MAX (16u << 20)
 
@@ -318,12 +317,18 @@ RESULT vm_load(struct vm_host *h, const char *name, struct vm_desc *d, struct vm
 RESULT vm_new_layer_secret(struct vm_host *h, struct vm_desc *d, struct vm_keys *k,
                            struct vm_layer *l, uint8_t secret[LUKS1_SECRET_LEN])
 {
-    GUARD(crypto_random_key(secret, LUKS1_SECRET_LEN));
     struct buf w;
+    vs_result rc = crypto_random_key(secret, LUKS1_SECRET_LEN);
     buf_wrap(&w, l->wrapped_secret, sizeof l->wrapped_secret);
-    GUARD(keyprov_wrap(h->kp, &d->key, secret, LUKS1_SECRET_LEN, &w));
-    l->wrapped_len = buf_len(&w);
-    return vm_keys_put(k, l->id, secret);
+    if (is_ok(rc))
+        rc = keyprov_wrap(h->kp, &d->key, secret, LUKS1_SECRET_LEN, &w);
+    if (is_ok(rc)) {
+        l->wrapped_len = buf_len(&w);
+        rc = vm_keys_put(k, l->id, secret);
+    }
+    if (!is_ok(rc)) /* the callers' copy is on their stack: no secret stays there */
+        secret_wipe(secret, LUKS1_SECRET_LEN);
+    return rc;
 }
 
 /* --- sealed files -------------------------------------------------------- */
@@ -471,10 +476,16 @@ RESULT vm_gc(struct vm_host *h, const struct vm_desc *d)
 {
     char dir[VM_PATH_MAX];
     GUARD(vm_path(dir, sizeof dir, "%s/%s", h->datastore, d->name));
-    DIR *dp = opendir(dir);
+    /* Not through a symbolic link: the VM's own directory only. */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
     if (dp == NULL) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
         RAISE(ERR_IO);
-        return err_errno(errno);
+        err_detail("opening the directory of VM '%s'", d->name);
+        return err_errno(e);
     }
     bool removed = false;
     struct dirent *e;

@@ -581,3 +581,46 @@ def test_sigterm_stops_operations_first(tmp_path):
     finally:
         nd.stop()
         shutil.rmtree(nd.runtime, ignore_errors=True)
+
+
+def test_image_size_limits(d, tmp_path):
+    """An imported image is a disk like any other: 512 bytes to 64 TiB. A
+    qcow2 header may claim any size, all of which would be converted and
+    encrypted (written as encrypted zeros where the image has holes)."""
+    empty = tmp_path / "empty.raw"
+    empty.write_bytes(b"")
+    refused(d, "vm", "create", "im0", "--image", str(empty), says="512-byte")
+    assert not (d.data / "vms" / "im0").exists()
+    huge = tmp_path / "huge.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(huge), "65T"], check=True)
+    refused(d, "vm", "create", "im1", "--image", str(huge), "--encrypt", says="64 TiB")
+    assert not (d.data / "vms" / "im1").exists()
+
+
+def test_recovery_never_follows_links(tmp_path):
+    """Recovery empties what a crash left in the datastore (a deleted VM's
+    .trash-* directory, a create that never committed), never through a
+    symbolic link planted there: it removes the link, not what it points
+    at (here, a directory of someone else's files)."""
+    from conftest import BUILD_DIR
+    nd = Vmseald(BUILD_DIR, tmp_path / "links")
+    nd.start()
+    nd.stop()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("keep me")
+    # A valid journal, so that the link below looks like an interrupted create.
+    (victim / "journal").write_text(json.dumps(
+        {"op": "create", "started": "2026-11-23T10:00:00Z", "snapshot": "", "merge_from": "",
+         "merge_into": "", "disk": 0}))
+    trash = nd.data / "vms" / ".trash-0192f3a0-7c1e-4b8a-9d2f-6e5a4b3c2d1e"
+    vmlink = nd.data / "vms" / "evil"
+    os.symlink(victim, trash)
+    os.symlink(victim, vmlink)
+    nd.start()
+    try:
+        assert sorted(f.name for f in victim.iterdir()) == ["journal", "precious"]
+        assert not os.path.lexists(trash) and not os.path.lexists(vmlink)
+    finally:
+        nd.stop()
+        shutil.rmtree(nd.runtime, ignore_errors=True)

@@ -514,6 +514,8 @@ static void test_tamper_each_field(void **state)
         {"nvram", "\"web1/nvram-4.enc\""},
         {"disks/0/size", "1049088"},
         {"disks/1/size", "512"},
+        {"disks/1/size", "70368744177664"}, /* 64 TiB, the most */
+        {"generation", "9007199254740991"},
         {"disks/0/active", "\"l1\""},
         {"dependents", "[]"},
         {"dependents", "[\"web2\", \"web3\"]"},
@@ -807,6 +809,10 @@ static void test_refusals(void **state)
         {"disks/0/size", "511"},
         {"disks/0/size", "1048577"},
         {"disks/0/size", "1048832"},
+        {"disks/0/size", "70368744178176"}, /* 64 TiB + 512 */
+        {"disks/0/size", "9223372036854775296"},
+        {"generation", "9007199254740992"}, /* 2^53 */
+        {"next_layer", "9223372036854775807"},
         /* formats and secrets */
         {"layers/0/format", "\"vmdk\""},
         {"layers/0/format", "\"LUKS\""},

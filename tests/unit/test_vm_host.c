@@ -254,12 +254,52 @@ static void test_key_destroy_busy(void **state)
     close_host(&f);
 }
 
+/* A disk secret that cannot be wrapped (its provider is gone) does not
+ * stay in the caller's buffer, which is on the caller's stack. */
+static void test_new_layer_secret_wiped_on_failure(void **state)
+{
+    struct fixture f;
+    struct vm_desc *d = calloc(1, sizeof *d);
+    struct vm_keys *k = NULL;
+    struct vm_layer *l;
+    uint8_t secret[LUKS1_SECRET_LEN], zero[LUKS1_SECRET_LEN] = {0};
+    (void)state;
+    open_host(&f, qemu_ok);
+    assert_ok(vm_keys_alloc(&k));
+    snprintf(d->name, sizeof d->name, "w1");
+    d->encrypted = true;
+    snprintf(d->key.provider, sizeof d->key.provider, "gone");
+    snprintf(d->key.key_id, sizeof d->key.key_id, "f900dbee-6468-485c-a7cd-995b071affb3");
+    assert_ok(vm_desc_add_layer(d, 0, &l));
+    memset(secret, 0x5a, sizeof secret);
+    assert_false(is_ok(vm_new_layer_secret(f.h, d, k, l, secret)));
+    assert_memory_equal(secret, zero, sizeof secret);
+    assert_int_equal(k->count, 0);
+    assert_int_equal(l->wrapped_len, 0);
+    /* With a provider that works, the same call succeeds. */
+    snprintf(d->key.provider, sizeof d->key.provider, "n1");
+    struct keyprov_kek_purpose purpose = {.vm_name = "w1", .vm_uuid = d->uuid};
+    snprintf(d->uuid, sizeof d->uuid, "4c4c4544-0031-3410-8056-b4c04f4e3732");
+    assert_ok(keyprov_new_kek(f.kp, "n1", &purpose, &d->key));
+    assert_ok(vm_new_layer_secret(f.h, d, k, l, secret));
+    assert_memory_not_equal(secret, zero, sizeof secret);
+    assert_memory_equal(vm_keys_secret(k, l->id), secret, sizeof secret);
+    assert_int_equal(l->wrapped_len, 40);
+    err_clear();
+    vm_keys_free(&k);
+    free(d);
+    close_host(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_power_on_without_qemu), cmocka_unit_test(test_power_on_qemu_exits),
-        cmocka_unit_test(test_power_on_off),          cmocka_unit_test(test_runtime_dir_private),
+        cmocka_unit_test(test_power_on_without_qemu),
+        cmocka_unit_test(test_power_on_qemu_exits),
+        cmocka_unit_test(test_power_on_off),
+        cmocka_unit_test(test_runtime_dir_private),
         cmocka_unit_test(test_key_destroy_busy),
+        cmocka_unit_test(test_new_layer_secret_wiped_on_failure),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

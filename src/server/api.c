@@ -200,6 +200,10 @@ static RESULT start(struct api_call *c, struct task_args *a, int *status, json_t
 
 static RESULT new_args(struct api_call *c, enum task_op op, struct task_args **out)
 {
+    /* The VM of the route: a bad name is the request's fault (400), not a
+     * task that fails later (docs/api.md). */
+    if (c->nparams > 0)
+        GUARD(vm_check_name("VM", c->params[0]));
     struct task_args *a = calloc(1, sizeof *a);
     ENSURE(a != NULL, ERR_NOMEM);
     a->op = op;

@@ -624,3 +624,21 @@ def test_recovery_never_follows_links(tmp_path):
     finally:
         nd.stop()
         shutil.rmtree(nd.runtime, ignore_errors=True)
+
+
+def test_bad_vm_name_in_a_route_is_400(d):
+    """An invalid VM name in the path of an operation is refused at once
+    (400), like in a body; it used to start a task (202) that failed."""
+    for method, route, body in (("POST", "/v1/vms/-x/encrypt", {}),
+                                ("POST", "/v1/vms/-x/decrypt", {}),
+                                ("DELETE", "/v1/vms/.x", None),
+                                ("POST", "/v1/vms/-x/snapshots", {"name": "s"}),
+                                ("DELETE", "/v1/vms/-x/snapshots/s", None),
+                                ("POST", "/v1/vms/-x/power-on", {}),
+                                ("POST", "/v1/vms/-x/clone", {"name": "y"}),
+                                ("POST", "/v1/vms/-x/rekey", {}),
+                                ("POST", "/v1/vms/-x/disks", {"size": 512}),
+                                ("POST", "/v1/vms/-x/disks/0/export", {"path": "/tmp/x"})):
+        status, answer = d.api(method, route, body)
+        assert status == 400 and answer["error"]["code"] == "invalid_request", (route, answer)
+        assert "VM name" in answer["error"]["message"]

@@ -514,6 +514,10 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
         struct vm_layer *l = vm_desc_layer(d, dk->active);
         if (l == NULL || l->disk != i)
             DESC_FAIL("disk %zu's active layer '%s' is missing", i, dk->active);
+        /* The layer the guest writes is never a frozen one that instant
+         * clones read, nor another VM's. */
+        if (l->shared || l->foreign)
+            DESC_FAIL("disk %zu's active layer '%s' is frozen or another VM's", i, dk->active);
         d->disk_count++;
     }
     for (i = 0; i < d->layer_count; i++)

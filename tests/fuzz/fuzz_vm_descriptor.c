@@ -9,8 +9,9 @@
  * below), else "vm". For any input the parser accepts or refuses with
  * ERR_DESCRIPTOR, and what it accepts is what the writer could have
  * written:
- *   - every disk's chain (vm_desc_chain) starts at its active layer, runs
- *     parent by parent on that disk, and ends at a base layer;
+ *   - every disk's chain (vm_desc_chain) starts at its active layer (its
+ *     own, not frozen), runs parent by parent on that disk, and ends at a
+ *     base layer;
  *   - every layer's file is in the VM's directory, or a foreign layer's in
  *     its source's; the UUID is a UUID;
  *   - the canonical bytes (vm_desc_canonical) with a tag added parse again
@@ -54,6 +55,7 @@ static void check_chains(struct vm_desc *d)
         CHECK(is_ok(vm_desc_chain(d, k, chain, &n)));
         CHECK(n >= 1 && n <= DISK_CHAIN_MAX);
         CHECK(strcmp(chain[0]->id, d->disks[k].active) == 0);
+        CHECK(!chain[0]->shared && !chain[0]->foreign);
         for (size_t i = 0; i < n; i++) {
             CHECK(chain[i]->disk == k);
             if (i + 1 < n)

@@ -727,6 +727,8 @@ vs_result kms_server_run(const struct kms_config *cfg, struct kms_store *store,
     memset(&s, 0, sizeof(s));
     s.listen_fd = -1;
     s.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    sigset_t saved_mask;
+    bool mask_saved = false;
     s.cfg = cfg;
     s.store = store;
     s.audit = audit;
@@ -739,6 +741,18 @@ vs_result kms_server_run(const struct kms_config *cfg, struct kms_store *store,
     /* Before any base exists: bases made after it are locked and can be
      * woken from other threads (workers, the signal handler's loop). */
     ENSURE_OUT(evthread_use_pthreads() == 0, ERR_INTERNAL);
+    /* SIGTERM, SIGINT and SIGHUP wait (blocked) until their handlers are in
+     * place: a client can connect as soon as listen(2) returns, and a stop
+     * signal arriving before evsignal_add would kill the process instead of
+     * stopping it. Threads created below inherit the mask and never take
+     * these signals; the main thread unblocks them just before dispatch. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &saved_mask);
+    mask_saved = true;
     GUARD_OUT(kms_listen_address(cfg, &addr, &addr_len));
     GUARD_OUT(kms_tls_context(cfg, &s.ssl));
     GUARD_OUT(kms_listen(cfg, &addr, addr_len, &s.listen_fd));
@@ -771,8 +785,12 @@ vs_result kms_server_run(const struct kms_config *cfg, struct kms_store *store,
 
     log_info("serving KMIP", LOG_S("listen", cfg->listen), LOG_U("network_threads", s.nloops),
              LOG_U("workers", cfg->workers), LOG_S("data_dir", cfg->data_dir));
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+    mask_saved = false;
     event_base_dispatch(base0);
 out:
+    if (mask_saved)
+        pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     /* Stop every loop (each finishes the callback it is in), then stop
      * accepting. */
     if (s.loops != NULL) {

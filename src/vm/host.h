@@ -95,6 +95,15 @@ RESULT vm_list_names(struct vm_host *h, char (*names)[VM_NAME_MAX], size_t cap, 
 bool vm_is_linked(const struct vm_desc *d) __attribute__((nonnull));
 bool vm_rekey_allowed(const struct vm_desc *d) __attribute__((nonnull));
 
+/* vm.c: an operation writes its intent (begin), prepares new files, commits
+ * by saving vm.json, then drops what vm.json no longer references and the
+ * journal (finish). A failure before the commit drops the new files and the
+ * journal (abandon, given the descriptor as committed), keeping the error. */
+RESULT vm_op_begin(struct vm_host *h, const char *name, const char *op, const char *snapshot)
+    __attribute__((nonnull(1, 2, 3)));
+RESULT vm_op_finish(struct vm_host *h, const struct vm_desc *d) __attribute__((nonnull));
+void vm_op_abandon(struct vm_host *h, const struct vm_desc *committed) __attribute__((nonnull));
+
 /* ops.c, shared with snapshots and recovery */
 RESULT vm_create_overlay(struct vm_host *h, struct vm_desc *d, const struct vm_keys *k,
                          struct vm_layer *o, const uint8_t *secret)

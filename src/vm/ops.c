@@ -285,30 +285,6 @@ static RESULT new_file_key(struct vm_host *h, struct vm_desc *d, struct vm_keys 
     return OK_RESULT;
 }
 
-static RESULT journal_begin(struct vm_host *h, const char *name, const char *op)
-{
-    struct vm_journal j = {0};
-    snprintf(j.op, sizeof j.op, "%s", op);
-    vm_time_now(j.started);
-    return vm_journal_write(h->datastore, name, &j);
-}
-
-/* After a failure before the commit: drop the new files, forget the intent. */
-static void abandon(struct vm_host *h, const struct vm_desc *committed)
-{
-    struct err_state saved = *err_last();
-    result_ignore(vm_gc(h, committed));
-    result_ignore(vm_journal_remove(h->datastore, committed->name));
-    (void)err_restore(&saved);
-}
-
-/* After the commit: drop what vm.json no longer references. */
-static RESULT finish(struct vm_host *h, const struct vm_desc *d)
-{
-    GUARD(vm_gc(h, d));
-    return vm_journal_remove(h->datastore, d->name);
-}
-
 static RESULT result_vm(struct vm_host *h, struct vm_desc *d, struct vm_keys *k, json_t **out)
 {
     return vm_to_json(h, d, k, out);
@@ -385,7 +361,7 @@ RESULT vm_create(struct vm_host *h, const struct vm_create_spec *spec, struct vm
     }
     made_dir = true;
     GUARD_OUT(file_fsync_dir(h->datastore));
-    GUARD_OUT(journal_begin(h, spec->name, "create"));
+    GUARD_OUT(vm_op_begin(h, spec->name, "create", NULL));
 
     snprintf(d->name, sizeof d->name, "%s", spec->name);
     GUARD_OUT(vm_uuid_new(d->uuid));
@@ -429,7 +405,7 @@ RESULT vm_create(struct vm_host *h, const struct vm_create_spec *spec, struct vm
     }
     GUARD_OUT(vm_desc_save(h->datastore, d, d->encrypted ? k->file_key : NULL));
     made_dir = false; /* committed */
-    GUARD_OUT(finish(h, d));
+    GUARD_OUT(vm_op_finish(h, d));
     report(ctl, 100);
     GUARD_OUT(result_vm(h, d, k, out));
     log_info("vm created", LOG_S("vm", d->name), LOG_S("uuid", d->uuid),
@@ -487,7 +463,7 @@ static RESULT transform(struct vm_host *h, const char *name, enum transform what
     GUARD_OUT(require_not_linked(d, ops[what]));
     GUARD_OUT(require_no_snapshots(d));
 
-    GUARD_OUT(journal_begin(h, name, ops[what]));
+    GUARD_OUT(vm_op_begin(h, name, ops[what], NULL));
     started = true;
     *nd = *d;
     /* The new layers replace the old ones: drop them from the copy. */
@@ -522,13 +498,13 @@ static RESULT transform(struct vm_host *h, const char *name, enum transform what
 
     GUARD_OUT(vm_desc_save(h->datastore, nd, nd->encrypted ? nk->file_key : NULL));
     started = false; /* committed: from here on, roll forward */
-    GUARD_OUT(finish(h, nd));
+    GUARD_OUT(vm_op_finish(h, nd));
     report(ctl, 100);
     GUARD_OUT(result_vm(h, nd, nk, out));
     log_info("vm transformed", LOG_S("vm", name), LOG_S("operation", ops[what]));
 out:
     if (started)
-        abandon(h, d);
+        vm_op_abandon(h, d);
     vm_unlock(h, name);
     secret_free((void **)&dek);
     vm_keys_free(&k);
@@ -576,7 +552,7 @@ static RESULT rekey_shallow(struct vm_host *h, const char *name, const char *pro
                          name);
         goto out;
     }
-    GUARD_OUT(journal_begin(h, name, "rekey-shallow"));
+    GUARD_OUT(vm_op_begin(h, name, "rekey-shallow", NULL));
     started = true;
     *nd = *d;
     GUARD_OUT(new_kek(h, nd, provider != NULL ? provider : d->key.provider));
@@ -596,13 +572,13 @@ static RESULT rekey_shallow(struct vm_host *h, const char *name, const char *pro
     }
     GUARD_OUT(vm_desc_save(h->datastore, nd, k->file_key));
     started = false;
-    GUARD_OUT(finish(h, nd));
+    GUARD_OUT(vm_op_finish(h, nd));
     GUARD_OUT(result_vm(h, nd, k, out));
     log_info("vm rekeyed (shallow)", LOG_S("vm", name), LOG_S("provider", nd->key.provider),
              LOG_S("key", nd->key.key_id));
 out:
     if (started)
-        abandon(h, d);
+        vm_op_abandon(h, d);
     vm_unlock(h, name);
     vm_keys_free(&k);
     free(d);
@@ -726,7 +702,7 @@ RESULT vm_clone(struct vm_host *h, const char *src, const char *dst, enum vm_clo
     }
     made_dir = true;
     GUARD_OUT(file_fsync_dir(h->datastore));
-    GUARD_OUT(journal_begin(h, dst, instant ? "clone-instant" : "clone"));
+    GUARD_OUT(vm_op_begin(h, dst, instant ? "clone-instant" : "clone", NULL));
 
     snprintf(dd->name, sizeof dd->name, "%s", dst);
     GUARD_OUT(vm_uuid_new(dd->uuid));
@@ -823,7 +799,7 @@ RESULT vm_clone(struct vm_host *h, const char *src, const char *dst, enum vm_clo
     GUARD_OUT(vm_reseal(h, sd, sk, dd, dk, "nvram", sd->nvram_file, dd->nvram_file));
     GUARD_OUT(vm_desc_save(h->datastore, dd, dd->encrypted ? dk->file_key : NULL));
     made_dir = false;
-    GUARD_OUT(finish(h, dd));
+    GUARD_OUT(vm_op_finish(h, dd));
     report(ctl, 100);
     GUARD_OUT(result_vm(h, dd, dk, out));
     log_info("vm cloned", LOG_S("source", src), LOG_S("clone", dst), LOG_S("mode", modes[mode]),
@@ -904,7 +880,7 @@ RESULT vm_add_disk(struct vm_host *h, const char *name, uint64_t size, json_t **
     if (is_ok(rc))
         rc = secret_alloc(LUKS1_MASTER_KEY_LEN, (void **)&dek);
     if (is_ok(rc))
-        rc = journal_begin(h, name, "add-disk");
+        rc = vm_op_begin(h, name, "add-disk", NULL);
     started = is_ok(rc);
     if (is_ok(rc)) {
         struct vm_desc committed = *d;
@@ -919,16 +895,16 @@ RESULT vm_add_disk(struct vm_host *h, const char *name, uint64_t size, json_t **
         }
         if (is_ok(rc)) {
             started = false;
-            rc = finish(h, d);
+            rc = vm_op_finish(h, d);
         } else {
-            abandon(h, &committed);
+            vm_op_abandon(h, &committed);
             started = false;
         }
     }
     if (is_ok(rc))
         rc = result_vm(h, d, k, out);
     if (started)
-        abandon(h, d);
+        vm_op_abandon(h, d);
     vm_unlock(h, name);
 out:
     secret_free((void **)&dek);

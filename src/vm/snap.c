@@ -38,29 +38,6 @@ out:
     return rc;
 }
 
-static RESULT begin(struct vm_host *h, const char *name, const char *op, const char *snap)
-{
-    struct vm_journal j = {0};
-    snprintf(j.op, sizeof j.op, "%s", op);
-    snprintf(j.snapshot, sizeof j.snapshot, "%s", snap);
-    vm_time_now(j.started);
-    return vm_journal_write(h->datastore, name, &j);
-}
-
-static RESULT finish(struct vm_host *h, const struct vm_desc *d)
-{
-    GUARD(vm_gc(h, d));
-    return vm_journal_remove(h->datastore, d->name);
-}
-
-static void abandon(struct vm_host *h, const struct vm_desc *committed)
-{
-    struct err_state saved = *err_last();
-    result_ignore(vm_gc(h, committed));
-    result_ignore(vm_journal_remove(h->datastore, committed->name));
-    (void)err_restore(&saved);
-}
-
 /* A new overlay on layer `base` of disk i, which becomes the active one. */
 static RESULT overlay_on(struct vm_host *h, struct vm_desc *d, struct vm_keys *k, unsigned i,
                          const char *base)
@@ -120,7 +97,7 @@ RESULT vm_snapshot_create(struct vm_host *h, const char *name, const char *snap,
         goto out;
     }
     *committed = *d;
-    GUARD_OUT(begin(h, name, "snapshot-create", snap));
+    GUARD_OUT(vm_op_begin(h, name, "snapshot-create", snap));
     started = true;
     struct vm_snapshot *s = &d->snapshots[d->snapshot_count];
     memset(s, 0, sizeof *s);
@@ -137,12 +114,12 @@ RESULT vm_snapshot_create(struct vm_host *h, const char *name, const char *snap,
     d->snapshot_count++;
     GUARD_OUT(vm_desc_save(h->datastore, d, d->encrypted ? k->file_key : NULL));
     started = false;
-    GUARD_OUT(finish(h, d));
+    GUARD_OUT(vm_op_finish(h, d));
     GUARD_OUT(vm_to_json(h, d, k, out));
     log_info("snapshot created", LOG_S("vm", name), LOG_S("snapshot", snap));
 out:
     if (started)
-        abandon(h, committed);
+        vm_op_abandon(h, committed);
     vm_unlock(h, name);
     vm_keys_free(&k);
     free(d);
@@ -170,7 +147,7 @@ RESULT vm_snapshot_revert(struct vm_host *h, const char *name, const char *snap,
         goto out;
     }
     *committed = *d;
-    GUARD_OUT(begin(h, name, "snapshot-revert", snap));
+    GUARD_OUT(vm_op_begin(h, name, "snapshot-revert", snap));
     started = true;
     for (unsigned i = 0; i < d->disk_count; i++) {
         char old[VM_LAYER_ID_MAX];
@@ -190,12 +167,12 @@ RESULT vm_snapshot_revert(struct vm_host *h, const char *name, const char *snap,
     }
     GUARD_OUT(vm_desc_save(h->datastore, d, d->encrypted ? k->file_key : NULL));
     started = false;
-    GUARD_OUT(finish(h, d));
+    GUARD_OUT(vm_op_finish(h, d));
     GUARD_OUT(vm_to_json(h, d, k, out));
     log_info("reverted to snapshot", LOG_S("vm", name), LOG_S("snapshot", snap));
 out:
     if (started)
-        abandon(h, committed);
+        vm_op_abandon(h, committed);
     vm_unlock(h, name);
     vm_keys_free(&k);
     free(d);
@@ -321,9 +298,9 @@ RESULT vm_snapshot_delete(struct vm_host *h, const char *name, const char *snap,
     }
     /* From here the operation only goes forward: a crash is finished by
      * recovery (journal.h). */
-    GUARD_OUT(begin(h, name, "snapshot-delete", snap));
+    GUARD_OUT(vm_op_begin(h, name, "snapshot-delete", snap));
     GUARD_OUT(vm_snapshot_delete_steps(h, d, k, snap));
-    GUARD_OUT(finish(h, d));
+    GUARD_OUT(vm_op_finish(h, d));
     GUARD_OUT(vm_to_json(h, d, k, out));
     log_info("snapshot deleted", LOG_S("vm", name), LOG_S("snapshot", snap));
 out:

@@ -503,6 +503,30 @@ RESULT vm_gc(struct vm_host *h, const struct vm_desc *d)
     return removed ? file_fsync_dir(dir) : OK_RESULT;
 }
 
+/* --- the three moments of an operation (journal.h) ----------------------- */
+
+RESULT vm_op_begin(struct vm_host *h, const char *name, const char *op, const char *snapshot)
+{
+    struct vm_journal j = {0};
+    snprintf(j.op, sizeof j.op, "%s", op);
+    snprintf(j.snapshot, sizeof j.snapshot, "%s", snapshot != NULL ? snapshot : "");
+    vm_time_now(j.started);
+    return vm_journal_write(h->datastore, name, &j);
+}
+
+RESULT vm_op_finish(struct vm_host *h, const struct vm_desc *d)
+{
+    GUARD(vm_gc(h, d));
+    return vm_journal_remove(h->datastore, d->name);
+}
+
+void vm_op_abandon(struct vm_host *h, const struct vm_desc *committed)
+{
+    struct err_state saved = *err_last();
+    result_ignore(vm_op_finish(h, committed));
+    (void)err_restore(&saved);
+}
+
 /* --- JSON views ------------------------------------------------------------ */
 
 static bool chain_is_single_branch(const struct vm_desc *d)

@@ -12,6 +12,7 @@
 #include "vm/vm.h"
 
 #define VM_HOST_MAX_VMS 256
+#define VM_MAX_CPUS 64
 
 struct vm_running {
     char name[VM_NAME_MAX];
@@ -105,6 +106,8 @@ RESULT vm_op_finish(struct vm_host *h, const struct vm_desc *d) __attribute__((n
 void vm_op_abandon(struct vm_host *h, const struct vm_desc *committed) __attribute__((nonnull));
 
 /* ops.c, shared with snapshots and recovery */
+/* ERR_VM_STATE ("VM 'x' is running: power it off first") unless d is off. */
+RESULT vm_require_off(struct vm_host *h, const struct vm_desc *d) __attribute__((nonnull));
 RESULT vm_create_overlay(struct vm_host *h, struct vm_desc *d, const struct vm_keys *k,
                          struct vm_layer *o, const uint8_t *secret)
     __attribute__((nonnull(1, 2, 3, 4)));

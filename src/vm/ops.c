@@ -21,7 +21,6 @@
 
 #define VM_DEFAULT_MEMORY (256ull << 20)
 #define VM_MAX_MEMORY (1ull << 40)
-#define VM_MAX_CPUS 64
 
 /* --- small helpers ---------------------------------------------------------- */
 
@@ -36,7 +35,7 @@ static vs_result state_error(const char *fmt, const char *name)
 #pragma GCC diagnostic pop
 }
 
-static RESULT require_off(struct vm_host *h, const struct vm_desc *d)
+RESULT vm_require_off(struct vm_host *h, const struct vm_desc *d)
 {
     if (vm_is_running(h, d->name))
         return state_error("VM '%s' is running: power it off first", d->name);
@@ -285,11 +284,6 @@ static RESULT new_file_key(struct vm_host *h, struct vm_desc *d, struct vm_keys 
     return OK_RESULT;
 }
 
-static RESULT result_vm(struct vm_host *h, struct vm_desc *d, struct vm_keys *k, json_t **out)
-{
-    return vm_to_json(h, d, k, out);
-}
-
 /* --- create ---------------------------------------------------------------- */
 
 RESULT vm_create(struct vm_host *h, const struct vm_create_spec *spec, struct vm_task_ctl *ctl,
@@ -407,7 +401,7 @@ RESULT vm_create(struct vm_host *h, const struct vm_create_spec *spec, struct vm
     made_dir = false; /* committed */
     GUARD_OUT(vm_op_finish(h, d));
     report(ctl, 100);
-    GUARD_OUT(result_vm(h, d, k, out));
+    GUARD_OUT(vm_to_json(h, d, k, out));
     log_info("vm created", LOG_S("vm", d->name), LOG_S("uuid", d->uuid),
              LOG_S("encrypted", d->encrypted ? "yes" : "no"));
 out:
@@ -446,7 +440,7 @@ static RESULT transform(struct vm_host *h, const char *name, enum transform what
     GUARD_OUT(vm_load(h, name, d, &k));
     GUARD_OUT(vm_keys_alloc(&nk));
     GUARD_OUT(secret_alloc(LUKS1_MASTER_KEY_LEN, (void **)&dek));
-    GUARD_OUT(require_off(h, d));
+    GUARD_OUT(vm_require_off(h, d));
     if (what == TRANSFORM_ENCRYPT && d->encrypted) {
         rc = state_error("VM '%s' is already encrypted", name);
         goto out;
@@ -500,7 +494,7 @@ static RESULT transform(struct vm_host *h, const char *name, enum transform what
     started = false; /* committed: from here on, roll forward */
     GUARD_OUT(vm_op_finish(h, nd));
     report(ctl, 100);
-    GUARD_OUT(result_vm(h, nd, nk, out));
+    GUARD_OUT(vm_to_json(h, nd, nk, out));
     log_info("vm transformed", LOG_S("vm", name), LOG_S("operation", ops[what]));
 out:
     if (started)
@@ -573,7 +567,7 @@ static RESULT rekey_shallow(struct vm_host *h, const char *name, const char *pro
     GUARD_OUT(vm_desc_save(h->datastore, nd, k->file_key));
     started = false;
     GUARD_OUT(vm_op_finish(h, nd));
-    GUARD_OUT(result_vm(h, nd, k, out));
+    GUARD_OUT(vm_to_json(h, nd, k, out));
     log_info("vm rekeyed (shallow)", LOG_S("vm", name), LOG_S("provider", nd->key.provider),
              LOG_S("key", nd->key.key_id));
 out:
@@ -669,7 +663,7 @@ RESULT vm_clone(struct vm_host *h, const char *src, const char *dst, enum vm_clo
     GUARD_OUT(vm_load(h, src, sd, &sk));
     GUARD_OUT(vm_keys_alloc(&dk));
     GUARD_OUT(secret_alloc(LUKS1_MASTER_KEY_LEN, (void **)&dek));
-    GUARD_OUT(require_off(h, sd));
+    GUARD_OUT(vm_require_off(h, sd));
     if ((mode == VM_CLONE_ENCRYPT && sd->encrypted) ||
         ((mode == VM_CLONE_DECRYPT || mode == VM_CLONE_RECRYPT) && !sd->encrypted)) {
         rc = RAISE(ERR_VM_STATE);
@@ -801,7 +795,7 @@ RESULT vm_clone(struct vm_host *h, const char *src, const char *dst, enum vm_clo
     made_dir = false;
     GUARD_OUT(vm_op_finish(h, dd));
     report(ctl, 100);
-    GUARD_OUT(result_vm(h, dd, dk, out));
+    GUARD_OUT(vm_to_json(h, dd, dk, out));
     log_info("vm cloned", LOG_S("source", src), LOG_S("clone", dst), LOG_S("mode", modes[mode]),
              LOG_S("instant", instant ? "yes" : "no"));
 out:
@@ -836,7 +830,7 @@ RESULT vm_set_template(struct vm_host *h, const char *name, bool on, json_t **ou
     GUARD_OUT(vm_lock(h, name));
     rc = vm_load(h, name, d, &k);
     if (is_ok(rc))
-        rc = require_off(h, d);
+        rc = vm_require_off(h, d);
     if (is_ok(rc) && on && vm_is_linked(d)) {
         rc = state_error("VM '%s' is linked to instant clones: it cannot be a template", name);
     }
@@ -845,7 +839,7 @@ RESULT vm_set_template(struct vm_host *h, const char *name, bool on, json_t **ou
         rc = vm_desc_save(h->datastore, d, d->encrypted ? k->file_key : NULL);
     }
     if (is_ok(rc))
-        rc = result_vm(h, d, k, out);
+        rc = vm_to_json(h, d, k, out);
     vm_unlock(h, name);
 out:
     vm_keys_free(&k);
@@ -870,7 +864,7 @@ RESULT vm_add_disk(struct vm_host *h, const char *name, uint64_t size, json_t **
     GUARD_OUT(vm_lock(h, name));
     rc = vm_load(h, name, d, &k);
     if (is_ok(rc))
-        rc = require_off(h, d);
+        rc = vm_require_off(h, d);
     if (is_ok(rc) && d->snapshot_count > 0)
         rc = state_error("VM '%s' has snapshots: delete them before adding a disk", name);
     if (is_ok(rc) && d->disk_count >= VM_MAX_DISKS) {
@@ -902,7 +896,7 @@ RESULT vm_add_disk(struct vm_host *h, const char *name, uint64_t size, json_t **
         }
     }
     if (is_ok(rc))
-        rc = result_vm(h, d, k, out);
+        rc = vm_to_json(h, d, k, out);
     if (started)
         vm_op_abandon(h, d);
     vm_unlock(h, name);
@@ -994,7 +988,7 @@ RESULT vm_export_disk(struct vm_host *h, const char *name, unsigned index, const
     GUARD_OUT(vm_lock(h, name));
     rc = vm_load(h, name, d, &k);
     if (is_ok(rc))
-        rc = require_off(h, d);
+        rc = vm_require_off(h, d);
     if (is_ok(rc) && index >= d->disk_count) {
         rc = RAISE(ERR_NOT_FOUND);
         err_detail("VM '%s' has no disk %u", name, index);
@@ -1143,7 +1137,7 @@ RESULT vm_delete(struct vm_host *h, const char *name, json_t **out)
     GUARD_OUT(vm_lock(h, name));
     rc = vm_load(h, name, d, &k);
     if (is_ok(rc))
-        rc = require_off(h, d);
+        rc = vm_require_off(h, d);
     if (is_ok(rc) && d->dependent_count > 0) {
         rc = RAISE(ERR_VM_STATE);
         err_detail("VM '%s' has instant clones (%s%s) that read its disks: delete them first",

@@ -66,11 +66,7 @@ static RESULT load_off(struct vm_host *h, const char *name, struct vm_desc *d,
                        struct vm_keys **k)
 {
     GUARD(vm_load(h, name, d, k));
-    if (vm_is_running(h, name)) {
-        RAISE(ERR_VM_STATE);
-        return err_detail("VM '%s' is running: power it off first", name);
-    }
-    return OK_RESULT;
+    return vm_require_off(h, d);
 }
 
 RESULT vm_snapshot_create(struct vm_host *h, const char *name, const char *snap, json_t **out)

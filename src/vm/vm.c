@@ -19,9 +19,6 @@
 #include "disk/luks1.h"
 #include "vm/host.h"
 
-#define VM_DEFAULT_MEMORY (256ull << 20)
-#define VM_MAX_MEMORY (1ull << 40)
-#define VM_MAX_CPUS 64
 #define VM_CONFIG_MAX 65536
 #define VM_NVRAM_MAX (16u << 20)
 

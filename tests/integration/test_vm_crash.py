@@ -139,8 +139,21 @@ def run_op(d, state, op, delay, after_journal=False):
     p = subprocess.Popen([str(d.build / "bin" / "vmseal"), "--json", *state.command(op)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     if delay is None:
+        # Also how long the journal exists: the operation's own window.
+        paths = journal_paths(d, op, state)
+        seen = gone = None
+        while p.poll() is None:
+            there = any(j.exists() for j in paths)
+            now = time.monotonic()
+            if there and seen is None:
+                seen = now
+            if not there and seen is not None and gone is None:
+                gone = now
+            time.sleep(0.0005)
         assert p.wait(timeout=600) == 0, f"{op} failed"
-        return time.monotonic() - started
+        end = time.monotonic()
+        window = (gone or end) - seen if seen is not None else end - started
+        return end - started, window
     if after_journal:
         paths = journal_paths(d, op, state)
         deadline = time.monotonic() + 30
@@ -163,10 +176,10 @@ def test_sigkill_during_operations(d, tmp_path):
     state = State(d, data)
 
     # How long each operation takes here, to aim the kills inside it.
-    duration = {}
+    duration, window = {}, {}
     for op in OPS:
         state.prepare(op)
-        duration[op] = run_op(d, state, op, None)
+        duration[op], window[op] = run_op(d, state, op, None)
         state.verify(op)
 
     kills = {op: 0 for op in OPS}
@@ -178,11 +191,12 @@ def test_sigkill_during_operations(d, tmp_path):
             run_op(d, state, op, random.uniform(0, duration[op] * 1.2))
         else:
             # Inside: once the journal is written, at a random point.
-            run_op(d, state, op, random.uniform(0, duration[op] * 0.3), after_journal=True)
+            run_op(d, state, op, random.uniform(0, window[op]), after_journal=True)
         kills[op] += 1
         state.verify(op)
     print(f"\nSIGKILLs per operation: {kills}; measured durations (s): "
-          f"{ {k: round(v, 3) for k, v in duration.items()} }")
+          f"{ {k: round(v, 3) for k, v in duration.items()} }; journal windows (s): "
+          f"{ {k: round(v, 3) for k, v in window.items()} }")
     assert sum(kills.values()) == KILLS >= 1
     log = d.log_text()
     mid = (log.count("recovered an interrupted operation") + log.count("rolled back") +

@@ -15,7 +15,7 @@ packages=(
   # fuzzing (libFuzzer ships in clang's runtime)
   clang libclang-rt-14-dev
   # crypto and TLS, event loop, store, JSON, config
-  libssl-dev openssl libevent-dev libsqlite3-dev sqlite3 libjansson-dev libinih-dev
+  libssl-dev openssl libevent-dev libsqlite3-dev sqlite3 libjansson-dev libinih-dev libargon2-dev
   # unit tests
   libcmocka-dev
   # integration tests: pytest and PyKMIP as a foreign KMIP peer

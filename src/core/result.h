@@ -101,7 +101,11 @@
     X(VM_LOCKED, "the VM is locked: its key cannot be fetched")                \
     X(DESCRIPTOR, "invalid or tampered VM descriptor")                         \
     X(JOURNAL, "invalid VM journal")                                           \
-    X(BUSY, "another operation is in progress on this object")
+    X(BUSY, "another operation is in progress on this object")                \
+    /* management: users, privileges */                                        \
+    X(UNAUTHENTICATED, "authentication required: no valid session")            \
+    X(FORBIDDEN, "permission denied: a privilege is missing")                  \
+    X(RATE_LIMITED, "too many failed attempts: try again later")
 
 enum err_code {
 #define VS_ERR_ENUM(name, msg) ERR_##name,

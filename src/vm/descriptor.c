@@ -42,9 +42,17 @@ RESULT vm_format_parse(const char *s, enum disk_format *out)
     return err_detail("unknown disk format '%.32s'", s);
 }
 
-static bool format_is_encrypted(enum disk_format f)
+bool vm_format_encrypted(enum disk_format f)
 {
     return f == DISK_FORMAT_LUKS || f == DISK_FORMAT_QCOW2_LUKS;
+}
+
+bool vm_disk_encrypted(const struct vm_desc *d, unsigned disk)
+{
+    for (size_t i = 0; disk < d->disk_count && i < d->layer_count; i++)
+        if (strcmp(d->layers[i].id, d->disks[disk].active) == 0)
+            return vm_format_encrypted(d->layers[i].format);
+    return false;
 }
 
 /* --- encoding ------------------------------------------------------------ */
@@ -472,7 +480,7 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
             DESC_FAIL("layer '%s' is foreign in a VM that is not an instant clone", l->id);
         GUARD_OUT(check_file_ref(l->file, l->foreign ? d->instant_clone_of : d->name));
         json_t *s = json_object_get(x, "secret");
-        if (format_is_encrypted(l->format)) {
+        if (vm_format_encrypted(l->format)) {
             if (!d->encrypted)
                 DESC_FAIL("layer '%s' is encrypted in an unencrypted VM", l->id);
             GUARD_OUT(get_b64(x, "secret", l->wrapped_secret, sizeof l->wrapped_secret,
@@ -481,9 +489,11 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
                 DESC_FAIL("layer '%s' has a wrapped secret of the wrong length", l->id);
         } else if (s == NULL || !json_is_null(s)) {
             DESC_FAIL("plaintext layer '%s' must have a null secret", l->id);
-        } else if (d->encrypted) {
-            DESC_FAIL("layer '%s' is plaintext in an encrypted VM", l->id);
         }
+        /* A plaintext layer in an encrypted VM is a disk left in clear by
+         * a storage policy (vm_disk_decrypt): the VM's files stay
+         * encrypted, and the tag, keyed from the file key, covers every
+         * layer's format, so none can be turned plaintext behind our back. */
         for (size_t k = 0; k < i; k++)
             if (strcmp(d->layers[k].id, l->id) == 0 || strcmp(d->layers[k].file, l->file) == 0)
                 DESC_FAIL("layer '%s' is listed twice", l->id);
@@ -496,6 +506,11 @@ static RESULT desc_from_json(json_t *o, struct vm_desc *d, uint8_t tag_out[32])
         struct vm_layer *p = vm_desc_layer(d, l->parent);
         if (p == NULL || p->disk != l->disk || p == l)
             DESC_FAIL("layer '%s' has a missing parent '%s'", l->id, l->parent);
+        /* A disk is encrypted or not as a whole: an overlay in clear on an
+         * encrypted layer would keep the guest's new writes in clear. */
+        if (vm_format_encrypted(p->format) != vm_format_encrypted(l->format))
+            DESC_FAIL("layer '%s' is %s but its parent '%s' is not", l->id,
+                      vm_format_encrypted(l->format) ? "encrypted" : "plaintext", p->id);
     }
 
     a = json_object_get(o, "disks");

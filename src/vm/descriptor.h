@@ -10,7 +10,8 @@
  * and for an encrypted VM the encryption header: the key provider and key
  * ID of the KEK, the VM file key wrapped by the KEK (RFC 5649), and each
  * encrypted layer's disk secret wrapped by the KEK. It never holds a key in
- * clear.
+ * clear. An encrypted VM may have plaintext disks (per-disk storage
+ * policies, as vSphere's); an unencrypted VM has no encrypted layer.
  *
  * Integrity: "tag" is HMAC-SHA256 over the descriptor's canonical JSON
  * (sorted keys, compact, without "tag"), keyed with HKDF(file key,
@@ -155,6 +156,15 @@ void vm_desc_remove_layer(struct vm_desc *d, const char *id) __attribute__((nonn
 /* Whether any active layer or snapshot references layer id, or a layer
  * has it as parent. */
 bool vm_desc_layer_in_use(const struct vm_desc *d, const char *id) __attribute__((nonnull));
+
+/* Whether a layer of format f is encrypted (LUKS, qcow2 with LUKS). */
+bool vm_format_encrypted(enum disk_format f);
+
+/* Whether disk `disk` of d is encrypted. Every layer of a disk's chain is
+ * encrypted or none is (the parser refuses a mix), so its active layer
+ * says. In an encrypted VM a disk may be plaintext (vm_disk_decrypt); in an
+ * unencrypted VM none is encrypted. False for a disk d does not have. */
+bool vm_disk_encrypted(const struct vm_desc *d, unsigned disk) __attribute__((nonnull));
 
 /* "luks", "raw", "qcow2", "qcow2-luks" and back. */
 const char *vm_format_name(enum disk_format f);

@@ -111,6 +111,11 @@ RESULT vm_require_off(struct vm_host *h, const struct vm_desc *d) __attribute__(
 RESULT vm_create_overlay(struct vm_host *h, struct vm_desc *d, const struct vm_keys *k,
                          struct vm_layer *o, const uint8_t *secret)
     __attribute__((nonnull(1, 2, 3, 4)));
+/* A new qcow2 overlay on layer `parent` of disk `disk`, which becomes the
+ * disk's active layer: LUKS-encrypted with a new secret (wrapped under d's
+ * KEK, kept in k) when the parent is encrypted, plaintext otherwise. */
+RESULT vm_add_overlay(struct vm_host *h, struct vm_desc *d, struct vm_keys *k, unsigned disk,
+                      const char *parent) __attribute__((nonnull));
 RESULT vm_disk_chain(struct vm_host *h, struct vm_desc *d, const struct vm_keys *k,
                      unsigned disk, char paths[DISK_CHAIN_MAX][VM_PATH_MAX],
                      struct disk_layer chain[DISK_CHAIN_MAX], size_t *n) __attribute__((nonnull));

@@ -171,17 +171,18 @@ static RESULT create_plain_file(const char *path, uint64_t size)
 }
 
 /* Adds a new base layer for disk `disk` to d and creates its file: a LUKS1
- * image (new DEK into dek, new secret wrapped under d's KEK) for an
- * encrypted VM, a sparse raw file otherwise. */
+ * image (new DEK into dek, new secret wrapped under d's KEK) when
+ * `encrypted` (d must be an encrypted VM), a sparse raw file otherwise. */
 static RESULT create_base(struct vm_host *h, struct vm_desc *d, struct vm_keys *k, unsigned disk,
-                          uint64_t size, uint8_t *dek, struct vm_layer **out)
+                          uint64_t size, bool encrypted, uint8_t *dek, struct vm_layer **out)
 {
     struct vm_layer *l;
     char path[VM_PATH_MAX];
+    ENSURE(d->encrypted || !encrypted, ERR_INTERNAL);
     GUARD(vm_desc_add_layer(d, disk, &l));
     GUARD(vm_path(l->file, sizeof l->file, "%s/disk%u-%s.img", d->name, disk, l->id));
     GUARD(layer_path(h, l, path, sizeof path));
-    if (d->encrypted) {
+    if (encrypted) {
         uint8_t secret[LUKS1_SECRET_LEN];
         l->format = DISK_FORMAT_LUKS;
         vs_result rc = vm_new_layer_secret(h, d, k, l, secret);
@@ -196,6 +197,20 @@ static RESULT create_base(struct vm_host *h, struct vm_desc *d, struct vm_keys *
         GUARD(create_plain_file(path, size));
     }
     *out = l;
+    return OK_RESULT;
+}
+
+/* The disk secret of layer l (NULL for a plaintext layer) into *out. An
+ * encrypted layer without its secret would be copied as if it were
+ * plaintext (its LUKS header and ciphertext as guest data): refused. */
+static RESULT layer_secret(const struct vm_keys *k, const struct vm_layer *l,
+                           const uint8_t **out)
+{
+    *out = NULL;
+    if (!vm_format_encrypted(l->format))
+        return OK_RESULT;
+    *out = vm_keys_secret(k, l->id);
+    ENSURE(*out != NULL, ERR_INTERNAL);
     return OK_RESULT;
 }
 
@@ -382,7 +397,7 @@ RESULT vm_create(struct vm_host *h, const struct vm_create_spec *spec, struct vm
             src = tmp;
         }
         d->disk_count = 1;
-        GUARD_OUT(create_base(h, d, k, disk, image_size, dek, &l));
+        GUARD_OUT(create_base(h, d, k, disk, image_size, d->encrypted, dek, &l));
         d->disks[disk].size = image_size;
         snprintf(d->disks[disk].active, VM_LAYER_ID_MAX, "%s", l->id);
         char path[VM_PATH_MAX];
@@ -393,7 +408,7 @@ RESULT vm_create(struct vm_host *h, const struct vm_create_spec *spec, struct vm
     for (size_t i = 0; i < spec->disk_count; i++, disk++) {
         struct vm_layer *l;
         d->disk_count = disk + 1;
-        GUARD_OUT(create_base(h, d, k, disk, spec->disks[i], dek, &l));
+        GUARD_OUT(create_base(h, d, k, disk, spec->disks[i], d->encrypted, dek, &l));
         d->disks[disk].size = spec->disks[i];
         snprintf(d->disks[disk].active, VM_LAYER_ID_MAX, "%s", l->id);
     }
@@ -418,19 +433,99 @@ out:
     return rc;
 }
 
-/* --- encrypt, decrypt, deep rekey: one transformation of every base disk --- */
+/* --- encrypt, decrypt, deep rekey, and one disk's encrypt or decrypt -------
+ *
+ * One transformation: base disks re-written by the bulk engine into new
+ * layers (LUKS1 under a new DEK, or raw), the others carried over as they
+ * are; the VM's keys renewed, dropped or kept. */
 
-enum transform { TRANSFORM_ENCRYPT, TRANSFORM_DECRYPT, TRANSFORM_DEEP_REKEY };
+enum transform {
+    TRANSFORM_ENCRYPT,      /* new KEK and file key; every disk encrypted */
+    TRANSFORM_DECRYPT,      /* keys dropped; every encrypted disk decrypted */
+    TRANSFORM_DEEP_REKEY,   /* new KEK and file key; encrypted disks under new DEKs */
+    TRANSFORM_DISK_ENCRYPT, /* the VM's keys kept; one plaintext disk encrypted */
+    TRANSFORM_DISK_DECRYPT, /* the VM's keys kept; one encrypted disk decrypted */
+};
 
-static RESULT transform(struct vm_host *h, const char *name, enum transform what,
+/* What becomes of one disk. */
+enum disk_target { DISK_CARRY, DISK_TO_LUKS, DISK_TO_RAW };
+
+static const char *const transform_ops[] = {"encrypt", "decrypt", "rekey-deep", "disk-encrypt",
+                                            "disk-decrypt"};
+
+/* The rules of vSphere's VM and per-disk encryption (docs/encryption.md)
+ * for d, and what becomes of each of its disks. index: the disk of a
+ * per-disk transformation. */
+static RESULT transform_plan(const struct vm_desc *d, enum transform what, unsigned index,
+                             enum disk_target target[VM_MAX_DISKS])
+{
+    bool per_disk = what == TRANSFORM_DISK_ENCRYPT || what == TRANSFORM_DISK_DECRYPT;
+    if (per_disk && index >= d->disk_count) {
+        RAISE(ERR_NOT_FOUND);
+        return err_detail("VM '%s' has no disk %u", d->name, index);
+    }
+    switch (what) {
+    case TRANSFORM_ENCRYPT:
+        if (d->encrypted)
+            return state_error("VM '%s' is already encrypted", d->name);
+        break;
+    case TRANSFORM_DECRYPT:
+    case TRANSFORM_DEEP_REKEY:
+        if (!d->encrypted)
+            return state_error("VM '%s' is not encrypted", d->name);
+        break;
+    case TRANSFORM_DISK_ENCRYPT:
+        if (!d->encrypted)
+            return state_error("VM '%s' is not encrypted; encrypt the VM first: a disk can only "
+                               "be encrypted in an encrypted VM",
+                               d->name);
+        if (vm_disk_encrypted(d, index)) {
+            RAISE(ERR_VM_STATE);
+            return err_detail("disk %u of VM '%s' is already encrypted", index, d->name);
+        }
+        break;
+    case TRANSFORM_DISK_DECRYPT:
+        if (!vm_disk_encrypted(d, index)) {
+            RAISE(ERR_VM_STATE);
+            return err_detail("disk %u of VM '%s' is not encrypted", index, d->name);
+        }
+        break;
+    }
+    for (unsigned i = 0; i < d->disk_count; i++) {
+        bool enc = vm_disk_encrypted(d, i);
+        switch (what) {
+        case TRANSFORM_ENCRYPT:
+            target[i] = DISK_TO_LUKS;
+            break;
+        case TRANSFORM_DECRYPT:
+            target[i] = enc ? DISK_TO_RAW : DISK_CARRY;
+            break;
+        case TRANSFORM_DEEP_REKEY: /* a plaintext disk stays so */
+            target[i] = enc ? DISK_TO_LUKS : DISK_CARRY;
+            break;
+        case TRANSFORM_DISK_ENCRYPT:
+            target[i] = i == index ? DISK_TO_LUKS : DISK_CARRY;
+            break;
+        case TRANSFORM_DISK_DECRYPT:
+            target[i] = i == index ? DISK_TO_RAW : DISK_CARRY;
+            break;
+        }
+    }
+    return OK_RESULT;
+}
+
+static RESULT transform(struct vm_host *h, const char *name, enum transform what, unsigned index,
                         const char *provider, struct vm_task_ctl *ctl, json_t **out)
 {
-    static const char *const ops[] = {"encrypt", "decrypt", "rekey-deep"};
+    const char *op = transform_ops[what];
     vs_result rc = OK_RESULT;
     struct vm_desc *d = NULL, *nd = NULL;
     struct vm_keys *k = NULL, *nk = NULL;
     uint8_t *dek = NULL;
+    enum disk_target target[VM_MAX_DISKS];
     bool started = false;
+    bool new_keys = what == TRANSFORM_ENCRYPT || what == TRANSFORM_DEEP_REKEY;
+    bool keep_keys = what == TRANSFORM_DISK_ENCRYPT || what == TRANSFORM_DISK_DECRYPT;
 
     GUARD(vm_check_name("VM", name));
     GUARD(vm_lock(h, name));
@@ -441,34 +536,31 @@ static RESULT transform(struct vm_host *h, const char *name, enum transform what
     GUARD_OUT(vm_keys_alloc(&nk));
     GUARD_OUT(secret_alloc(LUKS1_MASTER_KEY_LEN, (void **)&dek));
     GUARD_OUT(vm_require_off(h, d));
-    if (what == TRANSFORM_ENCRYPT && d->encrypted) {
-        rc = state_error("VM '%s' is already encrypted", name);
-        goto out;
-    }
-    if (what != TRANSFORM_ENCRYPT && !d->encrypted) {
-        rc = state_error("VM '%s' is not encrypted", name);
-        goto out;
-    }
-    if (what == TRANSFORM_DECRYPT && provider != NULL) {
+    GUARD_OUT(transform_plan(d, what, index, target));
+    if (!new_keys && provider != NULL) {
         rc = RAISE(ERR_INVALID_ARG);
-        err_detail("decrypt takes no provider");
+        err_detail("%s takes no provider", op);
         goto out;
     }
-    GUARD_OUT(require_not_linked(d, ops[what]));
+    GUARD_OUT(require_not_linked(d, op));
     GUARD_OUT(require_no_snapshots(d));
 
-    GUARD_OUT(vm_op_begin(h, name, ops[what], NULL));
+    GUARD_OUT(vm_op_begin(h, name, op, NULL));
     started = true;
     *nd = *d;
-    /* The new layers replace the old ones: drop them from the copy. */
+    /* The layers are rebuilt: new ones for the disks re-written, the old
+     * ones (same file, same secret) for the others. */
     nd->layer_count = 0;
     memset(nd->layers, 0, sizeof nd->layers);
     nd->encrypted = what != TRANSFORM_DECRYPT;
-    if (nd->encrypted) {
+    if (new_keys) {
         GUARD_OUT(new_kek(h, nd, provider != NULL             ? provider
                                  : what == TRANSFORM_DEEP_REKEY ? d->key.provider
                                                                 : NULL));
         GUARD_OUT(new_file_key(h, nd, nk));
+    } else if (keep_keys) {
+        memcpy(nk->file_key, k->file_key, VM_FILE_KEY_LEN);
+        nk->have_file_key = k->have_file_key;
     } else {
         nd->key = (struct keyprov_ref){0}; /* a reference, not a secret */
         nd->wrapped_file_key_len = 0;
@@ -476,26 +568,46 @@ static RESULT transform(struct vm_host *h, const char *name, enum transform what
 
     struct progress_agg pa = {.ctl = ctl};
     for (unsigned i = 0; i < d->disk_count; i++)
-        pa.total += d->disks[i].size;
+        if (target[i] != DISK_CARRY)
+            pa.total += d->disks[i].size;
     for (unsigned i = 0; i < d->disk_count; i++) {
         struct vm_layer *old = vm_desc_layer(d, d->disks[i].active), *l;
+        const uint8_t *old_secret;
         char src[VM_PATH_MAX], dst[VM_PATH_MAX];
-        GUARD_OUT(create_base(h, nd, nk, i, d->disks[i].size, dek, &l));
+        ENSURE_OUT(old != NULL, ERR_INTERNAL);
+        GUARD_OUT(layer_secret(k, old, &old_secret));
+        if (target[i] == DISK_CARRY) {
+            /* Its secret stays wrapped under the KEK: only when that stays. */
+            ENSURE_OUT(old_secret == NULL || keep_keys, ERR_INTERNAL);
+            ENSURE_OUT(nd->layer_count < VM_MAX_LAYERS, ERR_INTERNAL);
+            nd->layers[nd->layer_count++] = *old;
+            if (old_secret != NULL)
+                GUARD_OUT(vm_keys_put(nk, old->id, old_secret));
+            continue;
+        }
+        GUARD_OUT(create_base(h, nd, nk, i, d->disks[i].size, target[i] == DISK_TO_LUKS, dek,
+                              &l));
         snprintf(nd->disks[i].active, VM_LAYER_ID_MAX, "%s", l->id);
         GUARD_OUT(layer_path(h, old, src, sizeof src));
         GUARD_OUT(layer_path(h, l, dst, sizeof dst));
-        GUARD_OUT(copy_guest(h, src, d->encrypted ? vm_keys_secret(k, old->id) : NULL, dst,
-                             nd->encrypted ? dek : NULL, d->disks[i].size, &pa));
+        GUARD_OUT(copy_guest(h, src, old_secret, dst, target[i] == DISK_TO_LUKS ? dek : NULL,
+                             d->disks[i].size, &pa));
     }
-    GUARD_OUT(vm_reseal(h, d, k, nd, nk, "config", d->config_file, nd->config_file));
-    GUARD_OUT(vm_reseal(h, d, k, nd, nk, "nvram", d->nvram_file, nd->nvram_file));
+    if (!keep_keys) {
+        GUARD_OUT(vm_reseal(h, d, k, nd, nk, "config", d->config_file, nd->config_file));
+        GUARD_OUT(vm_reseal(h, d, k, nd, nk, "nvram", d->nvram_file, nd->nvram_file));
+    }
 
     GUARD_OUT(vm_desc_save(h->datastore, nd, nd->encrypted ? nk->file_key : NULL));
     started = false; /* committed: from here on, roll forward */
     GUARD_OUT(vm_op_finish(h, nd));
     report(ctl, 100);
     GUARD_OUT(vm_to_json(h, nd, nk, out));
-    log_info("vm transformed", LOG_S("vm", name), LOG_S("operation", ops[what]));
+    if (keep_keys)
+        log_info("vm disk transformed", LOG_S("vm", name), LOG_S("operation", op),
+                 LOG_U("disk", index));
+    else
+        log_info("vm transformed", LOG_S("vm", name), LOG_S("operation", op));
 out:
     if (started)
         vm_op_abandon(h, d);
@@ -511,12 +623,24 @@ out:
 RESULT vm_encrypt(struct vm_host *h, const char *name, const char *provider,
                   struct vm_task_ctl *ctl, json_t **out)
 {
-    return transform(h, name, TRANSFORM_ENCRYPT, provider, ctl, out);
+    return transform(h, name, TRANSFORM_ENCRYPT, 0, provider, ctl, out);
 }
 
 RESULT vm_decrypt(struct vm_host *h, const char *name, struct vm_task_ctl *ctl, json_t **out)
 {
-    return transform(h, name, TRANSFORM_DECRYPT, NULL, ctl, out);
+    return transform(h, name, TRANSFORM_DECRYPT, 0, NULL, ctl, out);
+}
+
+RESULT vm_disk_encrypt(struct vm_host *h, const char *name, unsigned index,
+                       struct vm_task_ctl *ctl, json_t **out)
+{
+    return transform(h, name, TRANSFORM_DISK_ENCRYPT, index, NULL, ctl, out);
+}
+
+RESULT vm_disk_decrypt(struct vm_host *h, const char *name, unsigned index,
+                       struct vm_task_ctl *ctl, json_t **out)
+{
+    return transform(h, name, TRANSFORM_DISK_DECRYPT, index, NULL, ctl, out);
 }
 
 /* --- shallow rekey: new KEK, the small secrets re-wrapped, no data moves --- */
@@ -584,7 +708,7 @@ RESULT vm_rekey(struct vm_host *h, const char *name, bool deep, const char *prov
                 struct vm_task_ctl *ctl, json_t **out)
 {
     if (deep)
-        return transform(h, name, TRANSFORM_DEEP_REKEY, provider, ctl, out);
+        return transform(h, name, TRANSFORM_DEEP_REKEY, 0, provider, ctl, out);
     return rekey_shallow(h, name, provider, out);
 }
 
@@ -605,23 +729,7 @@ static RESULT instant_freeze_source(struct vm_host *h, struct vm_desc *sd, struc
         GUARD(vm_desc_chain(sd, i, chain, &n));
         for (size_t j = 0; j < n; j++)
             chain[j]->shared = true;
-        struct vm_layer *o;
-        GUARD(vm_desc_add_layer(sd, i, &o));
-        snprintf(o->parent, sizeof o->parent, "%s", chain[0]->id);
-        GUARD(vm_path(o->file, sizeof o->file, "%s/disk%u-%s.qcow2", sd->name, i, o->id));
-        uint8_t secret[LUKS1_SECRET_LEN];
-        const uint8_t *sp = NULL;
-        if (sd->encrypted) {
-            o->format = DISK_FORMAT_QCOW2_LUKS;
-            GUARD(vm_new_layer_secret(h, sd, sk, o, secret));
-            sp = secret;
-        } else {
-            o->format = DISK_FORMAT_QCOW2;
-        }
-        vs_result rc = vm_create_overlay(h, sd, sk, o, sp);
-        secret_wipe(secret, sizeof secret);
-        GUARD(rc);
-        snprintf(sd->disks[i].active, VM_LAYER_ID_MAX, "%s", o->id);
+        GUARD(vm_add_overlay(h, sd, sk, i, chain[0]->id));
     }
     snprintf(sd->dependents[sd->dependent_count++], VM_NAME_MAX, "%s", dst);
     return vm_desc_save(h->datastore, sd, sd->encrypted ? sk->file_key : NULL);
@@ -742,24 +850,8 @@ RESULT vm_clone(struct vm_host *h, const char *src, const char *dst, enum vm_clo
                 if (chain[j]->wrapped_len > 0)
                     GUARD_OUT(vm_keys_put(dk, l->id, vm_keys_secret(sk, l->id)));
             }
-            struct vm_layer *o;
-            GUARD_OUT(vm_desc_add_layer(dd, i, &o));
-            snprintf(o->parent, sizeof o->parent, "%s", chain[1]->id);
-            GUARD_OUT(vm_path(o->file, sizeof o->file, "%s/disk%u-%s.qcow2", dst, i, o->id));
-            uint8_t secret[LUKS1_SECRET_LEN];
-            const uint8_t *sp = NULL;
-            if (dd->encrypted) {
-                o->format = DISK_FORMAT_QCOW2_LUKS;
-                GUARD_OUT(vm_new_layer_secret(h, dd, dk, o, secret));
-                sp = secret;
-            } else {
-                o->format = DISK_FORMAT_QCOW2;
-            }
             dd->disks[i].size = sd->disks[i].size;
-            snprintf(dd->disks[i].active, VM_LAYER_ID_MAX, "%s", o->id);
-            rc = vm_create_overlay(h, dd, dk, o, sp);
-            secret_wipe(secret, sizeof secret);
-            GUARD_OUT(rc);
+            GUARD_OUT(vm_add_overlay(h, dd, dk, i, chain[1]->id));
         }
     } else {
         struct progress_agg pa = {.ctl = ctl};
@@ -781,10 +873,16 @@ RESULT vm_clone(struct vm_host *h, const char *src, const char *dst, enum vm_clo
                 GUARD_OUT(layer_path(h, l, to, sizeof to));
                 GUARD_OUT(copy_file_bytes(h, from, to, &pa));
             } else {
-                GUARD_OUT(create_base(h, dd, dk, i, sd->disks[i].size, dek, &l));
+                /* Recrypt keeps a plaintext disk plaintext (a per-disk
+                 * policy); encrypt encrypts every disk, decrypt none. */
+                bool enc = mode == VM_CLONE_ENCRYPT ||
+                           (mode == VM_CLONE_RECRYPT && vm_disk_encrypted(sd, i));
+                const uint8_t *secret;
+                GUARD_OUT(layer_secret(sk, sl, &secret));
+                GUARD_OUT(create_base(h, dd, dk, i, sd->disks[i].size, enc, dek, &l));
                 GUARD_OUT(layer_path(h, l, to, sizeof to));
-                GUARD_OUT(copy_guest(h, from, sd->encrypted ? vm_keys_secret(sk, sl->id) : NULL,
-                                     to, dd->encrypted ? dek : NULL, sd->disks[i].size, &pa));
+                GUARD_OUT(copy_guest(h, from, secret, to, enc ? dek : NULL, sd->disks[i].size,
+                                     &pa));
             }
             snprintf(dd->disks[i].active, VM_LAYER_ID_MAX, "%s", l->id);
         }
@@ -882,7 +980,7 @@ RESULT vm_add_disk(struct vm_host *h, const char *name, uint64_t size, json_t **
         unsigned i = (unsigned)d->disk_count;
         d->disk_count++;
         d->disks[i].size = size;
-        rc = create_base(h, d, k, i, size, dek, &l);
+        rc = create_base(h, d, k, i, size, d->encrypted, dek, &l); /* as vSphere: encrypted in an encrypted VM */
         if (is_ok(rc)) {
             snprintf(d->disks[i].active, VM_LAYER_ID_MAX, "%s", l->id);
             rc = vm_desc_save(h->datastore, d, d->encrypted ? k->file_key : NULL);
@@ -968,6 +1066,30 @@ RESULT vm_create_overlay(struct vm_host *h, struct vm_desc *d, const struct vm_k
     return rc;
 }
 
+RESULT vm_add_overlay(struct vm_host *h, struct vm_desc *d, struct vm_keys *k, unsigned disk,
+                      const char *parent)
+{
+    char parent_id[VM_LAYER_ID_MAX];
+    snprintf(parent_id, sizeof parent_id, "%s", parent); /* parent may point into d */
+    struct vm_layer *p = vm_desc_layer(d, parent_id), *o;
+    ENSURE(p != NULL && p->disk == disk, ERR_INTERNAL);
+    /* The overlay is encrypted when the layer below it is: a disk is
+     * encrypted or not as a whole (descriptor.h). */
+    bool encrypted = vm_format_encrypted(p->format);
+    uint8_t secret[LUKS1_SECRET_LEN];
+    GUARD(vm_desc_add_layer(d, disk, &o));
+    snprintf(o->parent, sizeof o->parent, "%s", parent_id);
+    GUARD(vm_path(o->file, sizeof o->file, "%s/disk%u-%s.qcow2", d->name, disk, o->id));
+    o->format = encrypted ? DISK_FORMAT_QCOW2_LUKS : DISK_FORMAT_QCOW2;
+    if (encrypted)
+        GUARD(vm_new_layer_secret(h, d, k, o, secret));
+    vs_result rc = vm_create_overlay(h, d, k, o, encrypted ? secret : NULL);
+    secret_wipe(secret, sizeof secret);
+    GUARD(rc);
+    snprintf(d->disks[disk].active, VM_LAYER_ID_MAX, "%s", o->id);
+    return OK_RESULT;
+}
+
 RESULT vm_export_disk(struct vm_host *h, const char *name, unsigned index, const char *path,
                       struct vm_task_ctl *ctl, json_t **out)
 {
@@ -1041,8 +1163,9 @@ RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const
         rc = state_error("VM '%s' is not encrypted: its disks have no secret", name);
         goto out;
     }
-    /* One line per layer of the disk's chain, top first:
-     * "<file relative to the datastore> <LUKS passphrase>". */
+    /* One line per encrypted layer of the disk's chain, top first:
+     * "<file relative to the datastore> <LUKS passphrase>". A plaintext
+     * disk of an encrypted VM has none: the file and the list are empty. */
     struct vm_layer *chain[DISK_CHAIN_MAX];
     size_t n;
     GUARD_OUT(vm_desc_chain(d, index, chain, &n));
@@ -1050,9 +1173,11 @@ RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const
     json_t *layers = json_array();
     ENSURE_OUT(layers != NULL, ERR_NOMEM);
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *s = vm_keys_secret(k, chain[i]->id);
+        const uint8_t *s;
         char pass[LUKS1_PASSPHRASE_LEN + 1];
-        ENSURE_OUT(s != NULL, ERR_INTERNAL);
+        GUARD_OUT(layer_secret(k, chain[i], &s));
+        if (s == NULL)
+            continue;
         GUARD_OUT(luks1_passphrase(s, pass));
         rc = buf_write_bytes(&text, chain[i]->file, strlen(chain[i]->file));
         if (is_ok(rc))

@@ -2,7 +2,7 @@
  *
  * A disk is a tree of layers. Taking a snapshot freezes each disk's
  * active layer and puts a new qcow2 overlay on it (LUKS-encrypted with its
- * own secret for an encrypted VM). Reverting puts a new overlay on the
+ * own secret when the disk is encrypted). Reverting puts a new overlay on the
  * snapshot's frozen layers and drops the current one. Deleting a snapshot
  * drops the layers only it kept (the frozen top of a branch a revert left),
  * then merges, where it can, the one layer above the remaining frozen layer
@@ -16,7 +16,6 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/log.h"
-#include "core/secret.h"
 #include "disk/image.h"
 #include "vm/host.h"
 #include "vm/vm.h"
@@ -36,30 +35,6 @@ static RESULT copy_small_file(struct vm_host *h, const char *from, const char *t
 out:
     buf_free(&b);
     return rc;
-}
-
-/* A new overlay on layer `base` of disk i, which becomes the active one. */
-static RESULT overlay_on(struct vm_host *h, struct vm_desc *d, struct vm_keys *k, unsigned i,
-                         const char *base)
-{
-    struct vm_layer *o;
-    uint8_t secret[LUKS1_SECRET_LEN];
-    GUARD(vm_desc_add_layer(d, i, &o));
-    snprintf(o->parent, sizeof o->parent, "%s", base);
-    GUARD(vm_path(o->file, sizeof o->file, "%s/disk%u-%s.qcow2", d->name, i, o->id));
-    const uint8_t *sp = NULL;
-    if (d->encrypted) {
-        o->format = DISK_FORMAT_QCOW2_LUKS;
-        GUARD(vm_new_layer_secret(h, d, k, o, secret));
-        sp = secret;
-    } else {
-        o->format = DISK_FORMAT_QCOW2;
-    }
-    vs_result rc = vm_create_overlay(h, d, k, o, sp);
-    secret_wipe(secret, sizeof secret);
-    GUARD(rc);
-    snprintf(d->disks[i].active, VM_LAYER_ID_MAX, "%s", o->id);
-    return OK_RESULT;
 }
 
 static RESULT load_off(struct vm_host *h, const char *name, struct vm_desc *d,
@@ -101,7 +76,7 @@ RESULT vm_snapshot_create(struct vm_host *h, const char *name, const char *snap,
     vm_time_now(s->created);
     for (unsigned i = 0; i < d->disk_count; i++) {
         memcpy(s->layers[i], d->disks[i].active, VM_LAYER_ID_MAX);
-        GUARD_OUT(overlay_on(h, d, k, i, s->layers[i]));
+        GUARD_OUT(vm_add_overlay(h, d, k, i, s->layers[i]));
     }
     if (d->nvram_file[0] != '\0') {
         GUARD_OUT(vm_path(s->nvram_file, sizeof s->nvram_file, "%s/snap-%s.nvram", name, snap));
@@ -148,7 +123,7 @@ RESULT vm_snapshot_revert(struct vm_host *h, const char *name, const char *snap,
     for (unsigned i = 0; i < d->disk_count; i++) {
         char old[VM_LAYER_ID_MAX];
         snprintf(old, sizeof old, "%s", d->disks[i].active);
-        GUARD_OUT(overlay_on(h, d, k, i, s->layers[i]));
+        GUARD_OUT(vm_add_overlay(h, d, k, i, s->layers[i]));
         struct vm_layer *ol = vm_desc_layer(d, old);
         if (ol != NULL && !ol->shared && !vm_desc_layer_in_use(d, old))
             vm_desc_remove_layer(d, old);

@@ -591,7 +591,7 @@ RESULT vm_to_json(struct vm_host *h, struct vm_desc *d, const struct vm_keys *k,
                                             chain[j]->shared));
         json_array_append_new(disks, json_pack("{s:i, s:I, s:b, s:o}", "index", (int)i, "size",
                                                 (json_int_t)d->disks[i].size, "encrypted",
-                                                d->encrypted, "layers", layers));
+                                                vm_disk_encrypted(d, i), "layers", layers));
     }
     json_object_set_new(o, "disks", disks);
     disks = NULL;

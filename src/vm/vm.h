@@ -83,6 +83,18 @@ RESULT vm_encrypt(struct vm_host *h, const char *name, const char *provider,
                   struct vm_task_ctl *ctl, json_t **out) __attribute__((nonnull(1, 2, 5)));
 RESULT vm_decrypt(struct vm_host *h, const char *name, struct vm_task_ctl *ctl, json_t **out)
     __attribute__((nonnull(1, 2, 4)));
+/* Per-disk storage policies, as vSphere's: encrypts (a new DEK, a new disk
+ * secret wrapped under the VM's KEK) or decrypts disk `index` alone; the
+ * VM's keys and its other disks stay as they are. A disk can be encrypted
+ * only in an encrypted VM; vm_decrypt decrypts every disk, vm_encrypt
+ * encrypts every disk. Off, no snapshots, not linked (as vm_encrypt).
+ * ERR_NOT_FOUND for a disk the VM does not have; ERR_VM_STATE for a disk
+ * already so, or a VM that is not encrypted (encrypt). Cancelled through
+ * ctl, it rolls back. */
+RESULT vm_disk_encrypt(struct vm_host *h, const char *name, unsigned index,
+                       struct vm_task_ctl *ctl, json_t **out) __attribute__((nonnull(1, 2, 5)));
+RESULT vm_disk_decrypt(struct vm_host *h, const char *name, unsigned index,
+                       struct vm_task_ctl *ctl, json_t **out) __attribute__((nonnull(1, 2, 5)));
 RESULT vm_clone(struct vm_host *h, const char *src, const char *dst, enum vm_clone_mode mode,
                 const char *provider, bool instant, struct vm_task_ctl *ctl, json_t **out)
     __attribute__((nonnull(1, 2, 3, 8)));
@@ -105,9 +117,11 @@ RESULT vm_power_off(struct vm_host *h, const char *name, json_t **out) __attribu
 RESULT vm_delete(struct vm_host *h, const char *name, json_t **out) __attribute__((nonnull));
 
 /* Break-glass: writes to a new 0600 file (O_EXCL) the LUKS passphrases
- * (luks1_passphrase: 64 hex digits) of every layer of disk `index`, one line
- * each, top layer first: "<file relative to DATA_DIR/vms> <passphrase>", for
- * cryptsetup, qemu-img or qemu-io by hand. */
+ * (luks1_passphrase: 64 hex digits) of every encrypted layer of disk
+ * `index`, one line each, top layer first: "<file relative to DATA_DIR/vms>
+ * <passphrase>", for cryptsetup, qemu-img or qemu-io by hand. A plaintext
+ * disk of an encrypted VM has none (an empty file and list); an
+ * unencrypted VM is refused. */
 RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const char *path,
                       json_t **out) __attribute__((nonnull));
 

@@ -363,8 +363,8 @@ static RESULT permission_object(struct api_call *c, const char *object)
 static vs_result r_permission_set(struct api_call *c, int *status, json_t **out)
 {
     static const char *const keys[] = {"user", "group", "role", "object", "propagate", NULL};
-    const char *name, *role, *object;
-    bool group, propagate = true, privs[PRIV_COUNT];
+    const char *name = NULL, *role, *object;
+    bool group = false, propagate = true, privs[PRIV_COUNT];
     (void)status;
     GUARD(api_body_only(c->body, keys));
     GUARD(api_body_str(c->body, "object", false, &object));

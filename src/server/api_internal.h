@@ -92,7 +92,8 @@ RESULT api_start_task(struct api_call *c, const char *operation, const char *tar
                       bool cancellable, task_fn fn, void *arg, void (*free_arg)(void *),
                       int *status, json_t **out) __attribute__((nonnull(1, 2, 3, 5, 8, 9)));
 
-/* {"<key>": value} into *out (takes value); ERR_NOMEM when it cannot. */
-RESULT api_wrap(const char *key, json_t *value, json_t **out) __attribute__((nonnull));
+/* {"<key>": value} into *out (takes value; NULL value: ERR_NOMEM, as from
+ * a failed json_pack). */
+RESULT api_wrap(const char *key, json_t *value, json_t **out) __attribute__((nonnull(1, 3)));
 
 #endif

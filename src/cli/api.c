@@ -184,7 +184,10 @@ static const struct {
     {"vm_locked", ERR_VM_LOCKED},
     {"key_state", ERR_KEY_STATE},
     {"provider_unavailable", ERR_PROVIDER},
-    {"forbidden", ERR_PERM},
+    {"forbidden", ERR_FORBIDDEN},
+    {"unauthenticated", ERR_UNAUTHENTICATED},
+    {"rate_limited", ERR_RATE_LIMITED},
+    {"not_allowed", ERR_PERM},
     {"internal", ERR_INTERNAL},
     {"cancelled", ERR_CANCELLED},
 };
@@ -308,6 +311,7 @@ vs_result cli_api_call(struct cli_ctx *ctx, const char *method, const char *path
     if (got.status < 200 || got.status > 299) {
         ctx->has_api_error = true;
         rc = cli_api_error_from_answer(got.status, &got.body, &ctx->api_error);
+        ctx->api_error.retry_after = got.retry_after;
         goto out;
     }
     GUARD_OUT(cli_json_parse_object(&got.body, &obj));
@@ -412,35 +416,43 @@ static vs_result cli_task_fetch(struct cli_ctx *ctx, json_t **answer, struct cli
     return OK_RESULT;
 }
 
-vs_result cli_api_task(struct cli_ctx *ctx, const char *method, const char *path,
-                       const json_t *body, const char *label, json_t **result)
+/* Says on stdout what changed since the last line ("t-1 running 42%"). */
+static void cli_task_line(struct cli_ctx *ctx, const struct cli_task *t, char *last, size_t size)
+{
+    char line[256], safe[256];
+    snprintf(line, sizeof(line), "%s %s %ld%%", t->id, t->state, t->progress);
+    if (strcmp(line, last) == 0)
+        return;
+    snprintf(last, size, "%s", line);
+    fprintf(ctx->out, "%s\n", cli_sanitize(line, safe, sizeof(safe)));
+    fflush(ctx->out);
+}
+
+/* Polls the task ctx->task_id, whose state is in *answer and *t, until it
+ * ends; *answer and *t then hold its last state. */
+static vs_result cli_task_loop(struct cli_ctx *ctx, const char *label, long poll_ms, bool lines,
+                               json_t **answer, struct cli_task *t)
 {
     vs_result rc = OK_RESULT;
-    json_t *answer = NULL, *task;
-    struct cli_task t;
     struct sigaction on_int = {.sa_handler = cli_on_sigint}, old_int;
-    bool handler = false, drawn = false;
-
-    *result = NULL;
-    GUARD_OUT(cli_api_call(ctx, method, path, body, 0, &answer));
-    GUARD_OUT(cli_json_field(answer, "task", JSON_OBJECT, false, &task));
-    GUARD_OUT(cli_task_parse(task, &t));
-    if (strlen(t.id) >= sizeof(ctx->task_id) || t.id[0] == '\0') {
-        rc = RAISE(ERR_INVALID_ARG);
-        err_detail("malformed answer from vmseald: a task ID of %zu bytes", strlen(t.id));
-        goto out;
-    }
-    snprintf(ctx->task_id, sizeof(ctx->task_id), "%s", t.id);
+    bool handler, drawn = false;
+    char last[256] = "";
 
     /* Ctrl-C stops the following, not the task: say how to find it again.
      * No SA_RESTART, so that the nap between polls ends at once. */
     cli_sigint_seen = 0;
     sigemptyset(&on_int.sa_mask);
     handler = sigaction(SIGINT, &on_int, &old_int) == 0;
-    while (!t.done) {
-        cli_progress_draw(ctx, label, t.progress);
-        drawn = true;
-        cli_sleep_ms(CLI_POLL_MS);
+    for (;;) {
+        if (lines) {
+            cli_task_line(ctx, t, last, sizeof(last));
+        } else if (!t->done) {
+            cli_progress_draw(ctx, label, t->progress);
+            drawn = true;
+        }
+        if (t->done)
+            break;
+        cli_sleep_ms(poll_ms);
         if (cli_sigint_seen) {
             ctx->interrupted = true;
             rc = RAISE(ERR_CANCELLED);
@@ -448,29 +460,102 @@ vs_result cli_api_task(struct cli_ctx *ctx, const char *method, const char *path
                        ctx->task_id);
             goto out;
         }
-        GUARD_OUT(cli_task_fetch(ctx, &answer, &t));
+        GUARD_OUT(cli_task_fetch(ctx, answer, t));
     }
-    if (strcmp(t.state, "success") == 0) {
-        if (drawn)
-            cli_progress_draw(ctx, label, 100);
-        *result = t.result != NULL ? json_incref(t.result) : json_null();
-        goto out;
-    }
-    ctx->has_api_error = true;
-    if (strcmp(t.state, "cancelled") == 0 && t.error == NULL) {
-        ctx->api_error = (struct cli_api_error){0};
-        snprintf(ctx->api_error.code, sizeof(ctx->api_error.code), "cancelled");
-        snprintf(ctx->api_error.message, sizeof(ctx->api_error.message), "task %s was cancelled",
-                 ctx->task_id);
-        rc = RAISE(ERR_CANCELLED);
-        goto out;
-    }
-    rc = cli_api_error_from_json(t.error, 0, &ctx->api_error);
+    if (drawn && strcmp(t->state, "success") == 0)
+        cli_progress_draw(ctx, label, 100);
 out:
     if (drawn)
         cli_progress_clear(ctx);
     if (handler)
         (void)sigaction(SIGINT, &old_int, NULL);
+    return rc;
+}
+
+/* The verdict of a finished task: OK on success, else its error in
+ * ctx->api_error. */
+static vs_result cli_task_outcome(struct cli_ctx *ctx, const struct cli_task *t)
+{
+    if (strcmp(t->state, "success") == 0)
+        return OK_RESULT;
+    ctx->has_api_error = true;
+    if (strcmp(t->state, "cancelled") == 0 && t->error == NULL) {
+        ctx->api_error = (struct cli_api_error){0};
+        snprintf(ctx->api_error.code, sizeof(ctx->api_error.code), "cancelled");
+        snprintf(ctx->api_error.message, sizeof(ctx->api_error.message), "task %s was cancelled",
+                 ctx->task_id);
+        return RAISE(ERR_CANCELLED);
+    }
+    return cli_api_error_from_json(t->error, 0, &ctx->api_error);
+}
+
+/* Remembers the task's ID for the polls and the messages. */
+static vs_result cli_task_remember(struct cli_ctx *ctx, const char *id)
+{
+    if (strlen(id) >= sizeof(ctx->task_id) || id[0] == '\0') {
+        vs_result rc = RAISE(ERR_INVALID_ARG);
+        err_detail("malformed answer from vmseald: a task ID of %zu bytes", strlen(id));
+        return rc;
+    }
+    snprintf(ctx->task_id, sizeof(ctx->task_id), "%s", id);
+    return OK_RESULT;
+}
+
+static vs_result cli_api_task_run(struct cli_ctx *ctx, const char *method, const char *path,
+                                  const json_t *body, const char *label, bool may_be_now,
+                                  json_t **result)
+{
+    vs_result rc = OK_RESULT;
+    json_t *answer = NULL, *task;
+    struct cli_task t;
+
+    *result = NULL;
+    GUARD_OUT(cli_api_call(ctx, method, path, body, 0, &answer));
+    if (may_be_now && json_object_get(answer, "task") == NULL &&
+        json_is_object(json_object_get(answer, "vm"))) {
+        /* Nothing to do: the answer is the VM as it is, given as a task
+         * would give it. */
+        *result = json_incref(json_object_get(answer, "vm"));
+        goto out;
+    }
+    GUARD_OUT(cli_json_field(answer, "task", JSON_OBJECT, false, &task));
+    GUARD_OUT(cli_task_parse(task, &t));
+    GUARD_OUT(cli_task_remember(ctx, t.id));
+    GUARD_OUT(cli_task_loop(ctx, label, CLI_POLL_MS, false, &answer, &t));
+    GUARD_OUT(cli_task_outcome(ctx, &t));
+    *result = t.result != NULL ? json_incref(t.result) : json_null();
+out:
+    json_decref(answer);
+    return rc;
+}
+
+vs_result cli_api_task(struct cli_ctx *ctx, const char *method, const char *path,
+                       const json_t *body, const char *label, json_t **result)
+{
+    return cli_api_task_run(ctx, method, path, body, label, false, result);
+}
+
+vs_result cli_api_task_or_now(struct cli_ctx *ctx, const char *method, const char *path,
+                              const json_t *body, const char *label, json_t **result)
+{
+    return cli_api_task_run(ctx, method, path, body, label, true, result);
+}
+
+vs_result cli_task_follow(struct cli_ctx *ctx, const char *id, const char *label, long poll_ms,
+                          bool lines, json_t **task)
+{
+    vs_result rc = OK_RESULT;
+    json_t *answer = NULL, *obj;
+    struct cli_task t;
+
+    *task = NULL;
+    GUARD(cli_task_remember(ctx, id));
+    GUARD_OUT(cli_task_fetch(ctx, &answer, &t));
+    GUARD_OUT(cli_task_loop(ctx, label, poll_ms, lines, &answer, &t));
+    obj = json_object_get(answer, "task");
+    *task = json_incref(obj);
+    GUARD_OUT(cli_task_outcome(ctx, &t));
+out:
     json_decref(answer);
     return rc;
 }

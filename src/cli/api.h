@@ -23,6 +23,7 @@
 /* An error the server reported, as docs/api.md's error body carries it. */
 struct cli_api_error {
     long status;        /* HTTP status (0 for a task's error) */
+    long retry_after;   /* seconds of a 429's Retry-After; 0: none */
     char code[48];      /* "vm_state" */
     char message[1024]; /* "vm 'web1' is running: power it off first" */
 };
@@ -30,6 +31,17 @@ struct cli_api_error {
 /* What a command works with. */
 struct cli_ctx {
     struct cli_transport *transport;
+    /* HTTPS: the server's normalised URL, the token store's directory and
+     * the CA file in use (absolute, or NULL for the system's); NULL over the
+     * socket. token_source says where the token came from, for the hint
+     * after a 401. */
+    const char *server;
+    const char *tokens_dir;
+    const char *ca_file;
+    enum { CLI_TOKEN_NONE, CLI_TOKEN_STORE, CLI_TOKEN_FILE } token_source;
+    /* The stored token's ID and expiry (CLI_TOKEN_STORE; the ID may be NULL). */
+    const char *token_id;
+    const char *token_expires;
     bool json;     /* --json: stdout gets the JSON answer only */
     bool progress; /* draw a progress bar on stderr (a terminal, no --json) */
     FILE *out;     /* stdout */
@@ -131,6 +143,23 @@ RESULT cli_task_parse(const json_t *task, struct cli_task *t) __attribute__((non
 RESULT cli_api_task(struct cli_ctx *ctx, const char *method, const char *path, const json_t *body,
                     const char *label, json_t **result) __attribute__((nonnull(1, 2, 3, 5, 6)));
 
-#define CLI_POLL_MS 150
+/* The same for a route that may also answer at once, without a task
+ * (200 {"vm": vm} when nothing changes): then *result is that vm. */
+RESULT cli_api_task_or_now(struct cli_ctx *ctx, const char *method, const char *path,
+                           const json_t *body, const char *label, json_t **result)
+    __attribute__((nonnull(1, 2, 3, 5, 6)));
+
+/* Follows the task id until it ends: a progress bar on stderr when
+ * ctx->progress, else (lines true) one line on stdout per change of state
+ * or progress ("t-1 running 42%"). *task gets the final task object (a
+ * new reference; also when the task ended in error, so that --json can
+ * print it; the caller json_decref's it). A task that ends in error or is
+ * cancelled fills ctx->api_error and returns its mapped code; Ctrl-C
+ * returns ERR_CANCELLED with ctx->interrupted set. */
+RESULT cli_task_follow(struct cli_ctx *ctx, const char *id, const char *label, long poll_ms,
+                       bool lines, json_t **task) __attribute__((nonnull(1, 2, 3, 6)));
+
+#define CLI_POLL_MS 150       /* following an operation this command started */
+#define CLI_WATCH_POLL_MS 250 /* vmseal task watch: about 4 times a second */
 
 #endif

@@ -145,6 +145,20 @@ vs_result cli_check_host_port(const char *text)
     return OK_RESULT;
 }
 
+vs_result cli_check_object_path(const char *text)
+{
+    const char *slash = strchr(text, '/');
+
+    if (strcmp(text, "/") == 0)
+        return OK_RESULT;
+    if (slash == NULL || slash == text || slash[1] == '\0' || strchr(slash + 1, '/') != NULL)
+        CLI_USAGE("'%s' is not an object: / (the root), folder/NAME or vm/NAME", text);
+    for (const char *p = text; p < slash; p++)
+        if (*p < 'a' || *p > 'z')
+            CLI_USAGE("'%s' is not an object: / (the root), folder/NAME or vm/NAME", text);
+    return OK_RESULT;
+}
+
 /* --- options --- */
 
 /* The option spelled exactly as the first len bytes of arg, or -1. One
@@ -224,10 +238,12 @@ static vs_result cli_parse_option(int argc, char *const *argv, int *i, struct cl
         CLI_USAGE("%s needs a value (%s), not an empty string", o->spelling, o->metavar);
 
     v->text[v->count] = value;
-    if (o->kind == CLI_KIND_SIZE || o->kind == CLI_KIND_COUNT) {
-        vs_result rc = o->kind == CLI_KIND_SIZE
-                           ? cli_parse_size(value, &v->number[v->count])
-                           : cli_parse_uint(value, 1, 4096, &v->number[v->count]);
+    if (o->kind != CLI_KIND_FLAG && o->kind != CLI_KIND_STRING) {
+        uint64_t *number = &v->number[v->count];
+        vs_result rc = o->kind == CLI_KIND_SIZE    ? cli_parse_size(value, number)
+                       : o->kind == CLI_KIND_COUNT ? cli_parse_uint(value, 1, 4096, number)
+                       : o->kind == CLI_KIND_INDEX ? cli_parse_uint(value, 0, 4095, number)
+                                                   : cli_parse_uint(value, 1, CLI_SECONDS_MAX, number);
         if (!is_ok(rc)) {
             char why[sizeof(err_last()->detail)];
             snprintf(why, sizeof(why), "%s", err_last()->detail);
@@ -385,5 +401,8 @@ vs_result cli_parse(int argc, char *const *argv, struct cli_args *a)
     /* --help asks for help whatever else is there. */
     if (cli_has(a, CLI_OPT_HELP))
         return OK_RESULT;
+    /* The two transports exclude each other. */
+    if (cli_has(a, CLI_OPT_SOCKET) && cli_has(a, CLI_OPT_API_SERVER))
+        CLI_USAGE("--socket and --server cannot be used together (the Unix socket, or HTTPS)");
     return cli_check_rules(c, a);
 }

@@ -31,11 +31,16 @@ enum {
 
 /* How an option takes its value. */
 enum cli_opt_kind {
-    CLI_KIND_FLAG,   /* no value */
-    CLI_KIND_STRING, /* one value */
-    CLI_KIND_SIZE,   /* a size: bytes, or with a K/M/G/T suffix (binary) */
-    CLI_KIND_COUNT,  /* a positive integer */
+    CLI_KIND_FLAG,    /* no value */
+    CLI_KIND_STRING,  /* one value */
+    CLI_KIND_SIZE,    /* a size: bytes, or with a K/M/G/T suffix (binary) */
+    CLI_KIND_COUNT,   /* a positive integer, 1..4096 */
+    CLI_KIND_INDEX,   /* an index, 0..4095 */
+    CLI_KIND_SECONDS, /* a number of seconds, 1..CLI_SECONDS_MAX */
 };
+
+/* The longest token lifetime vmseald grants (docs/api.md: 30 days). */
+#define CLI_SECONDS_MAX (30u * 24 * 3600)
 
 /* X(ID, spelling, kind, repeatable, metavar, help) */
 #define CLI_OPTIONS(X)                                                                            \
@@ -63,7 +68,41 @@ enum cli_opt_kind {
     X(INSTANT, "--instant", FLAG, false, NULL, "an instant clone (shares the source's disks)")    \
     X(SHALLOW, "--shallow", FLAG, false, NULL, "new KEK only: no data is rewritten")              \
     X(DEEP, "--deep", FLAG, false, NULL, "new KEK and new disk keys: the data is re-encrypted")   \
-    X(OFF, "--off", FLAG, false, NULL, "clear the template mark")
+    X(OFF, "--off", FLAG, false, NULL, "clear the template mark")                              \
+    /* the HTTPS transport: global options, before the command when it has its own --server \
+     * or --ca (kp add-standard): a spelling picks the command's option first (args.c) */  \
+    X(API_SERVER, "--server", STRING, false, "URL",                                            \
+      "vmseald's HTTPS API, https://HOST:PORT (default: $VMSEAL_SERVER)")                       \
+    X(API_CA, "--ca", STRING, false, "FILE",                                                   \
+      "PEM CA (or certificate) that vmseald's HTTPS certificate must chain to "                \
+      "(default: $VMSEAL_CA, else the one given at login)")                                    \
+    X(TOKEN_FILE, "--token-file", STRING, false, "FILE",                                       \
+      "read the API token from FILE instead of the token store")                               \
+    /* users, roles, permissions, folders, policies, tasks, key providers */                   \
+    X(USER, "--user", STRING, false, "NAME", "a vmseal user")                                  \
+    X(GROUP, "--group", STRING, false, "NAME", "a group of vmseal users")                      \
+    X(PASSWORD_FILE, "--password-file", STRING, false, "FILE",                                 \
+      "read the password from FILE (one line)")                                                \
+    X(TTL, "--ttl", SECONDS, false, "SECONDS", "the token's lifetime (default: vmseald's, 12 h)") \
+    X(ALL, "--all", FLAG, false, NULL, "everyone's, not only your own")                        \
+    X(PRIVILEGE, "--privilege", STRING, true, "P", "a privilege of the role (repeat)")          \
+    X(ROLE, "--role", STRING, false, "ROLE", "the role to give")                               \
+    X(OBJECT, "--object", STRING, false, "PATH",                                               \
+      "the inventory object: / (the root, default), folder/NAME or vm/NAME")                  \
+    X(NO_PROPAGATE, "--no-propagate", FLAG, false, NULL,                                       \
+      "the permission holds on the object only, not on its children")                          \
+    X(FOLDER, "--folder", STRING, false, "NAME", "a folder")                                   \
+    X(ROOT, "--root", FLAG, false, NULL, "the root of the inventory (no folder)")              \
+    X(POLICY, "--policy", STRING, false, "NAME", "a storage policy")                           \
+    X(NONE, "--none", FLAG, false, NULL, "no storage policy: not encrypted")                   \
+    X(DISK_INDEX, "--disk", INDEX, false, "N", "only disk N (0 is the first)")                 \
+    X(TYPE, "--type", STRING, false, "TYPE", "the provider's type: native or standard")        \
+    X(OUT, "--out", STRING, false, "FILE", "write to FILE (mode 0600, must not exist)")        \
+    X(SERVER_CERT, "--server-cert", STRING, false, "FILE", "the key server's PEM certificate") \
+    X(FINGERPRINT, "--fingerprint", STRING, false, "HEX",                                      \
+      "the SHA-256 fingerprint of --server-cert, as kp server-cert showed it")                 \
+    X(ALL_STATES, "--all-states", FLAG, false, NULL, "finished tasks too")                     \
+    X(RUNNING, "--running", FLAG, false, NULL, "only tasks that are queued or running")
 
 enum cli_opt_id {
 #define CLI_OPT_ENUM(id, spelling, kind, repeat, metavar, help) CLI_OPT_##id,
@@ -71,6 +110,9 @@ enum cli_opt_id {
 #undef CLI_OPT_ENUM
         CLI_OPT_COUNT_
 };
+
+/* The options are bits of a uint64_t. */
+_Static_assert(CLI_OPT_COUNT_ <= 64, "too many options for the uint64_t option masks");
 
 #define CLI_BIT(id) ((uint64_t)1 << CLI_OPT_##id)
 
@@ -86,10 +128,12 @@ struct cli_option {
 extern const struct cli_option cli_options[CLI_OPT_COUNT_];
 
 /* Options every command takes. */
-#define CLI_GLOBAL_OPTIONS (CLI_BIT(JSON) | CLI_BIT(SOCKET) | CLI_BIT(HELP))
+#define CLI_GLOBAL_OPTIONS                                                                    \
+    (CLI_BIT(JSON) | CLI_BIT(SOCKET) | CLI_BIT(HELP) | CLI_BIT(API_SERVER) | CLI_BIT(API_CA) | \
+     CLI_BIT(TOKEN_FILE))
 
 #define CLI_MAX_ARGS 4    /* positional arguments */
-#define CLI_MAX_REPEAT 16 /* values of one repeatable option */
+#define CLI_MAX_REPEAT 64 /* values of one repeatable option (a role's privileges) */
 
 struct cli_ctx;
 struct cli_args;
@@ -102,6 +146,13 @@ typedef vs_result cli_command_fn(struct cli_ctx *ctx, const struct cli_args *a);
 struct cli_needs {
     uint64_t option;
     uint64_t any_of;
+};
+
+/* Whether a command needs the API token over HTTPS. */
+enum cli_token_use {
+    CLI_TOKEN_REQUIRED = 0, /* every command but these: */
+    CLI_TOKEN_UNUSED,       /* login: it gets one; none is sent */
+    CLI_TOKEN_OPTIONAL,     /* logout: sent when the store holds a valid one */
 };
 
 struct cli_command {
@@ -118,6 +169,7 @@ struct cli_command {
     uint64_t at_most_one; /* at most one of these (0: no such rule) */
     struct cli_needs needs[2];
     bool local; /* runs without a server (help) */
+    enum cli_token_use token_use;
 };
 
 /* The command table, and its length. */
@@ -171,6 +223,11 @@ RESULT cli_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *ou
 
 /* Checks a KMIP server address: HOST:PORT or [IPV6]:PORT, port 1..65535. */
 RESULT cli_check_host_port(const char *text) __attribute__((nonnull));
+
+/* Checks an inventory object's path (docs/api.md, "Authentication"): "/"
+ * for the root, or KIND/NAME ("vm/web1", "folder/prod") with KIND lower-case
+ * letters and NAME without '/'. vmseald checks that the object exists. */
+RESULT cli_check_object_path(const char *text) __attribute__((nonnull));
 
 /* The command whose name is exactly `name` ("vm info"), or NULL. */
 const struct cli_command *cli_command_find(const char *name) __attribute__((nonnull));

@@ -1,6 +1,7 @@
 /*
  * cmd_kp.c - vmseal kp: key providers (docs/api.md, "Key providers").
  */
+#include <inttypes.h>
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,14 +18,6 @@
 #define CLI_KEY_PEM_LIMIT ((size_t)64 << 10)
 /* The largest backup file restored (vmseald takes at most 1 MiB today). */
 #define CLI_BACKUP_LIMIT ((size_t)4 << 20)
-
-/* json_pack fails on text that is not UTF-8 (or on memory): say which. */
-static vs_result cli_body_check(struct cli_ctx *ctx, const json_t *body)
-{
-    if (body == NULL)
-        return cli_usage_error(ctx, "an argument is not valid UTF-8 text");
-    return OK_RESULT;
-}
 
 /* Prints an answer {"provider": provider}: the provider with --json, else
  * "DONE TYPE key provider NAME", or with done NULL "NAME is now the
@@ -294,6 +287,76 @@ vs_result cli_cmd_kp_set_default(struct cli_ctx *ctx, const struct cli_args *a)
     GUARD_OUT(cli_path(path, sizeof(path), 3, "providers", a->arg[0], "default"));
     GUARD_OUT(cli_api_call(ctx, "POST", path, body, 0, &answer));
     GUARD_OUT(cli_report_provider(ctx, answer, NULL));
+out:
+    json_decref(body);
+    json_decref(answer);
+    return rc;
+}
+
+/* --- host --- */
+
+/* Prints the scalar fields of obj as key: value lines, in its order;
+ * objects and arrays are left to --json. */
+static void cli_print_scalars(struct cli_ctx *ctx, const json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    char text[64];
+
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        const char *value = text;
+        if (json_is_string(v))
+            value = json_string_value(v);
+        else if (json_is_boolean(v))
+            value = json_is_true(v) ? "yes" : "no";
+        else if (json_is_integer(v))
+            snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        else if (json_is_null(v))
+            value = "-";
+        else
+            continue;
+        char label[64];
+        snprintf(label, sizeof(label), "%s", key);
+        for (char *p = label; *p != '\0'; p++)
+            if (*p == '_')
+                *p = ' ';
+        cli_print_kv(ctx->out, label, value, CLI_KV_WIDTH);
+    }
+}
+
+vs_result cli_cmd_host_show(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    json_t *answer = NULL, *host;
+
+    (void)a;
+    GUARD_OUT(cli_api_call(ctx, "GET", "/v1/host", NULL, 0, &answer));
+    GUARD_OUT(cli_json_field(answer, "host", JSON_OBJECT, false, &host));
+    if (ctx->json)
+        GUARD_OUT(cli_emit_json(ctx, host));
+    else
+        cli_print_scalars(ctx, host);
+out:
+    json_decref(answer);
+    return rc;
+}
+
+vs_result cli_cmd_host_enable_encryption(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    json_t *body = json_object(), *answer = NULL, *host;
+
+    (void)a;
+    ENSURE_OUT(body != NULL, ERR_NOMEM);
+    GUARD_OUT(cli_api_call(ctx, "POST", "/v1/host/encryption", body, 0, &answer));
+    GUARD_OUT(cli_json_field(answer, "host", JSON_OBJECT, false, &host));
+    if (ctx->json) {
+        GUARD_OUT(cli_emit_json(ctx, host));
+    } else {
+        fprintf(ctx->out, "the host is in encryption mode\n");
+        cli_print_scalars(ctx, host);
+    }
 out:
     json_decref(body);
     json_decref(answer);

@@ -259,6 +259,53 @@ out:
     return rc;
 }
 
+vs_result cli_cmd_task_watch(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    json_t *task = NULL;
+    char label[160], safe[160];
+    const char *operation = NULL, *target = NULL;
+
+    snprintf(label, sizeof(label), "task %.100s", a->arg[0]);
+    /* A bar on a terminal; otherwise one line per change (unless --json,
+     * which prints the final task only). */
+    rc = cli_task_follow(ctx, a->arg[0], label, CLI_WATCH_POLL_MS, !ctx->progress && !ctx->json,
+                         &task);
+    if (is_ok(rc)) {
+        if (ctx->json) {
+            rc = cli_emit_json(ctx, task);
+        } else {
+            struct cli_task t;
+            rc = cli_task_parse(task, &t);
+            operation = is_ok(rc) ? t.operation : NULL;
+            target = is_ok(rc) ? t.target : NULL;
+            snprintf(label, sizeof(label), "task %s (%s on %s) succeeded", a->arg[0],
+                     operation != NULL ? operation : "?", target != NULL ? target : "?");
+            fprintf(ctx->out, "%s\n", cli_sanitize(label, safe, sizeof(safe)));
+        }
+    }
+    json_decref(task);
+    return rc;
+}
+
+vs_result cli_cmd_task_cancel(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    json_t *body = json_object();
+    char path[256], said[512];
+
+    ENSURE_OUT(body != NULL, ERR_NOMEM);
+    GUARD_OUT(cli_path(path, sizeof(path), 3, "tasks", a->arg[0], "cancel"));
+    snprintf(said, sizeof(said),
+             "asked task %s to stop: it ends cancelled once its operation has rolled back "
+             "(vmseal task watch %s)",
+             a->arg[0], a->arg[0]);
+    GUARD_OUT(cli_call_and_say(ctx, "POST", path, body, 0, "task", said, NULL));
+out:
+    json_decref(body);
+    return rc;
+}
+
 /* --- help --- */
 
 vs_result cli_cmd_help(struct cli_ctx *ctx, const struct cli_args *a)

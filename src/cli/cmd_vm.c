@@ -67,6 +67,18 @@ vs_result cli_cmd_vm_create(struct cli_ctx *ctx, const struct cli_args *a)
                      "memory", memory, "cpus", cpus);
     if (body == NULL)
         GUARD_OUT(cli_usage_error(ctx, "an argument is not valid UTF-8 text"));
+    /* "policy" and "folder" only when given: null is their default. */
+    static const struct {
+        enum cli_opt_id option;
+        const char *field;
+    } optional[] = {{CLI_OPT_POLICY, "policy"}, {CLI_OPT_FOLDER, "folder"}};
+    for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {
+        if (!cli_has(a, optional[i].option))
+            continue;
+        json_t *v = json_string(cli_str(a, optional[i].option));
+        if (v == NULL || json_object_set_new(body, optional[i].field, v) != 0)
+            GUARD_OUT(cli_usage_error(ctx, "an argument is not valid UTF-8 text"));
+    }
     snprintf(label, sizeof(label), "create %.64s", a->arg[0]);
     snprintf(done, sizeof(done), "created %s", a->arg[0]);
     GUARD_OUT(cli_vm_task(ctx, "POST", "/v1/vms", body, label, done));
@@ -176,6 +188,8 @@ static vs_result cli_print_vm(struct cli_ctx *ctx, const json_t *vm)
         {"provider", "provider", false, true},
         {"key_id", "key id", false, true},
         {"template", "template", true, false},
+        {"folder", "folder", false, false},
+        {"policy", "storage policy", false, false},
         {"linked_clone_of", "linked clone of", false, false},
         {"instant_clone_of", "instant clone of", false, false},
         {"rekeyable", "rekeyable", true, false},
@@ -399,5 +413,58 @@ vs_result cli_cmd_vm_snapshot_revert(struct cli_ctx *ctx, const struct cli_args 
     GUARD_OUT(cli_vm_task(ctx, "POST", path, body, label, done));
 out:
     json_decref(body);
+    return rc;
+}
+
+/* --- inventory and storage policy --- */
+
+vs_result cli_cmd_vm_move(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    const char *folder = cli_str(a, CLI_OPT_FOLDER); /* NULL with --root */
+    json_t *body = json_pack("{s:s?}", "folder", folder), *answer = NULL;
+    char path[256], said[256];
+
+    GUARD_OUT(cli_body_check(ctx, body));
+    GUARD_OUT(cli_path(path, sizeof(path), 3, "vms", a->arg[0], "move"));
+    if (folder != NULL)
+        snprintf(said, sizeof(said), "moved %s to folder %s", a->arg[0], folder);
+    else
+        snprintf(said, sizeof(said), "moved %s to the root", a->arg[0]);
+    GUARD_OUT(cli_call_and_say(ctx, "POST", path, body, 0, "vm", said, &answer));
+out:
+    json_decref(body);
+    json_decref(answer);
+    return rc;
+}
+
+vs_result cli_cmd_vm_policy(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    const char *policy = cli_str(a, CLI_OPT_POLICY); /* NULL with --none */
+    bool one_disk = cli_has(a, CLI_OPT_DISK_INDEX);
+    uint64_t disk = one_disk ? a->opt[CLI_OPT_DISK_INDEX].number[0] : 0;
+    json_t *body = NULL, *result = NULL;
+    char path[256], label[128], what[160], done[512];
+
+    body = json_pack("{s:s?, s:o}", "policy", policy, "disk",
+                     one_disk ? json_integer((json_int_t)disk) : json_null());
+    GUARD_OUT(cli_body_check(ctx, body));
+    GUARD_OUT(cli_path(path, sizeof(path), 3, "vms", a->arg[0], "policy"));
+    if (one_disk)
+        snprintf(what, sizeof(what), "disk %" PRIu64 " of %.64s", disk, a->arg[0]);
+    else
+        snprintf(what, sizeof(what), "%.64s", a->arg[0]);
+    snprintf(label, sizeof(label), "policy %.100s", what);
+    if (policy != NULL)
+        snprintf(done, sizeof(done), "%s has the storage policy %s", what, policy);
+    else
+        snprintf(done, sizeof(done), "%s has no storage policy", what);
+    /* A task when something changes; the VM at once when nothing does. */
+    GUARD_OUT(cli_api_task_or_now(ctx, "POST", path, body, label, &result));
+    GUARD_OUT(cli_report_vm_task(ctx, result, done));
+out:
+    json_decref(body);
+    json_decref(result);
     return rc;
 }

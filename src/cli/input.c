@@ -181,6 +181,54 @@ out:
     return rc;
 }
 
+vs_result cli_read_secret_file(const char *path, const char *what, size_t max, struct buf *out)
+{
+    vs_result rc = OK_RESULT;
+    struct buf raw = {0};
+    size_t n;
+
+    GUARD(buf_alloc_secret(out, max, max));
+    GUARD_OUT(buf_alloc_secret(&raw, max + 2, max + 2));
+    rc = file_read_all(path, max + 2, &raw);
+    if (rc.code == ERR_TOO_LARGE) {
+        rc = RAISE(ERR_INVALID_ARG);
+        err_detail("%s: a %s file holds one line of at most %zu bytes", path, what, max);
+    }
+    GUARD_OUT(rc);
+    n = buf_len(&raw);
+    if (n > 0 && buf_data(&raw)[n - 1] == '\n') {
+        n--;
+        if (n > 0 && buf_data(&raw)[n - 1] == '\r')
+            n--;
+    }
+    if (n == 0) {
+        rc = RAISE(ERR_INVALID_ARG);
+        err_detail("%s: empty %s", path, what);
+        goto out;
+    }
+    if (n > max) {
+        rc = RAISE(ERR_INVALID_ARG);
+        err_detail("%s: the %s is longer than %zu bytes", path, what, max);
+        goto out;
+    }
+    if (memchr(buf_data(&raw), '\n', n) != NULL || memchr(buf_data(&raw), '\r', n) != NULL) {
+        rc = RAISE(ERR_INVALID_ARG);
+        err_detail("%s: the %s must be one line", path, what);
+        goto out;
+    }
+    if (memchr(buf_data(&raw), '\0', n) != NULL) {
+        rc = RAISE(ERR_INVALID_ARG);
+        err_detail("%s: the %s holds a NUL byte", path, what);
+        goto out;
+    }
+    GUARD_OUT(buf_write_bytes(out, buf_data(&raw), n));
+out:
+    buf_free(&raw);
+    if (!is_ok(rc))
+        buf_free(out);
+    return rc;
+}
+
 vs_result cli_read_pem(const char *path, size_t limit, bool secret, struct buf *out)
 {
     vs_result rc = OK_RESULT;

@@ -33,6 +33,14 @@ RESULT cli_passphrase_from_text(const uint8_t *data, size_t len, struct buf *out
 RESULT cli_read_passphrase(const char *file, const char *prompt, bool confirm, struct buf *out)
     __attribute__((nonnull(2, 4)));
 
+/* Reads a one-line secret (a password, an API token) from path into *out
+ * (allocated here, secret; the caller buf_free's it): one trailing "\n"
+ * (or "\r\n") is stripped, nothing else. Refuses, with a detail naming
+ * `what` and the file: an empty one, a second line, a NUL byte and more
+ * than max bytes. */
+RESULT cli_read_secret_file(const char *path, const char *what, size_t max, struct buf *out)
+    __attribute__((nonnull));
+
 /* Reads a PEM file (at most limit bytes) into *out (allocated here; secret
  * when secret is true). It must be text with a "-----BEGIN " line. */
 RESULT cli_read_pem(const char *path, size_t limit, bool secret, struct buf *out)

@@ -125,8 +125,8 @@ static void test_host_port(void **state)
 /* Parses a command line given as one string split on spaces. */
 static vs_result parse_line(const char *line, struct cli_args *a)
 {
-    static char copy[1024];
-    static char *argv[64];
+    static char copy[2048];
+    static char *argv[160];
     int argc = 0;
     snprintf(copy, sizeof(copy), "%s", line);
     argv[argc++] = (char *)"vmseal";
@@ -323,8 +323,8 @@ static void test_parse_usage_errors(void **state)
     expect_usage("kp add-standard p --server k:1 --ca a --cert b", "needs --key FILE");
     expect_usage("--version vm list", "--version takes no command");
     expect_usage("--json", "no command");
-    /* 17 disks: one too many. */
-    char line[512] = "vm create x";
+    /* One disk too many. */
+    char line[1024] = "vm create x";
     for (int i = 0; i < CLI_MAX_REPEAT + 1; i++)
         strncat(line, " --disk 1G", sizeof(line) - strlen(line) - 1);
     expect_usage(line, "too many --disk options");
@@ -823,7 +823,10 @@ static void test_error_codes(void **state)
         {"vm_locked", ERR_VM_LOCKED},
         {"key_state", ERR_KEY_STATE},
         {"provider_unavailable", ERR_PROVIDER},
-        {"forbidden", ERR_PERM},
+        {"forbidden", ERR_FORBIDDEN},
+        {"unauthenticated", ERR_UNAUTHENTICATED},
+        {"rate_limited", ERR_RATE_LIMITED},
+        {"not_allowed", ERR_PERM},
         {"internal", ERR_INTERNAL},
         {"something_new", ERR_IO},
     };

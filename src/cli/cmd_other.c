@@ -172,28 +172,37 @@ out:
 
 /* --- tasks --- */
 
+/* How many tasks `vmseal task list` shows without --all-states. */
+#define CLI_TASK_LIST_DEFAULT "50"
+
 vs_result cli_cmd_task_list(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const char *const headers[] = {"ID",    "OPERATION", "TARGET",
+    static const char *const headers[] = {"ID",    "OPERATION", "TARGET",  "USER",
                                           "STATE", "PROGRESS",  "STARTED"};
     vs_result rc = OK_RESULT;
     json_t *answer = NULL, *list, *item;
     struct cli_table *table = NULL;
     size_t i;
+    /* docs/api.md, "Tasks": ?state= and ?limit=. By default the newest
+     * CLI_TASK_LIST_DEFAULT of any state; --all-states every task vmseald
+     * keeps; --running those running now. */
+    const char *query = cli_has(a, CLI_OPT_RUNNING)      ? "/v1/tasks?state=running"
+                        : cli_has(a, CLI_OPT_ALL_STATES) ? "/v1/tasks"
+                                                         : "/v1/tasks?limit=" CLI_TASK_LIST_DEFAULT;
 
-    (void)a;
-    GUARD_OUT(cli_api_call(ctx, "GET", "/v1/tasks", NULL, 0, &answer));
+    GUARD_OUT(cli_api_call(ctx, "GET", query, NULL, 0, &answer));
     GUARD_OUT(cli_json_field(answer, "tasks", JSON_ARRAY, false, &list));
-    GUARD_OUT(cli_table_new(6, headers, &table));
+    GUARD_OUT(cli_table_new(7, headers, &table));
     json_array_foreach(list, i, item)
     {
         struct cli_task t;
-        const char *started;
+        const char *started, *user;
         char progress[16];
         GUARD_OUT(cli_task_parse(item, &t));
         GUARD_OUT(cli_json_string(item, "started", true, &started));
+        GUARD_OUT(cli_json_string(item, "user", true, &user));
         snprintf(progress, sizeof(progress), "%ld%%", t.progress);
-        const char *row[] = {t.id, t.operation, t.target, t.state, progress, started};
+        const char *row[] = {t.id, t.operation, t.target, user, t.state, progress, started};
         GUARD_OUT(cli_table_add(table, row));
     }
     if (ctx->json)
@@ -211,7 +220,8 @@ vs_result cli_cmd_task_show(struct cli_ctx *ctx, const struct cli_args *a)
     vs_result rc = OK_RESULT;
     json_t *answer = NULL, *task;
     struct cli_task t;
-    const char *started, *finished;
+    const char *started, *finished, *user, *recovered;
+    json_t *cancellable;
     char path[256], line[1024];
 
     GUARD_OUT(cli_path(path, sizeof(path), 2, "tasks", a->arg[0]));
@@ -220,6 +230,9 @@ vs_result cli_cmd_task_show(struct cli_ctx *ctx, const struct cli_args *a)
     GUARD_OUT(cli_task_parse(task, &t));
     GUARD_OUT(cli_json_string(task, "started", true, &started));
     GUARD_OUT(cli_json_string(task, "finished", true, &finished));
+    GUARD_OUT(cli_json_string(task, "user", true, &user));
+    GUARD_OUT(cli_json_string(task, "recovered", true, &recovered));
+    GUARD_OUT(cli_json_field(task, "cancellable", CLI_JSON_BOOL, true, &cancellable));
     if (ctx->json) {
         GUARD_OUT(cli_emit_json(ctx, task));
         goto out;
@@ -227,11 +240,18 @@ vs_result cli_cmd_task_show(struct cli_ctx *ctx, const struct cli_args *a)
     cli_print_kv(ctx->out, "id", t.id, CLI_KV_WIDTH);
     cli_print_kv(ctx->out, "operation", t.operation, CLI_KV_WIDTH);
     cli_print_kv(ctx->out, "target", t.target, CLI_KV_WIDTH);
+    if (user != NULL)
+        cli_print_kv(ctx->out, "user", user, CLI_KV_WIDTH);
     cli_print_kv(ctx->out, "state", t.state, CLI_KV_WIDTH);
     snprintf(line, sizeof(line), "%ld%%", t.progress);
     cli_print_kv(ctx->out, "progress", line, CLI_KV_WIDTH);
     cli_print_kv(ctx->out, "started", started, CLI_KV_WIDTH);
     cli_print_kv(ctx->out, "finished", finished, CLI_KV_WIDTH);
+    if (cancellable != NULL)
+        cli_print_kv(ctx->out, "cancellable", json_is_true(cancellable) ? "yes" : "no",
+                     CLI_KV_WIDTH);
+    if (recovered != NULL)
+        cli_print_kv(ctx->out, "recovered", recovered, CLI_KV_WIDTH);
     if (t.error != NULL) {
         struct cli_api_error e;
         (void)cli_api_error_from_json(t.error, 0, &e);

@@ -153,6 +153,9 @@ const struct cli_command cli_commands[] = {
     /* --- tasks --- */
     {.name = "task list", .args = "", .synopsis = "[--all-states | --running]",
      .summary = "list the tasks, newest first",
+     .help = "By default the newest 50 tasks, whatever their state; --all-states every task\n"
+             "vmseald keeps (the newest 1000 finished ones, and those not finished);\n"
+             "--running only those running now.",
      .run = cli_cmd_task_list, .options = B(ALL_STATES) | B(RUNNING),
      .at_most_one = B(ALL_STATES) | B(RUNNING)},
     {.name = "task show", .args = "ID", .synopsis = "", .summary = "show a task",

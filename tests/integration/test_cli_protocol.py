@@ -29,12 +29,13 @@ import pytest
 
 
 class Request:
-    def __init__(self, method, path, headers, body, pid):
+    def __init__(self, method, path, headers, body, pid, peer=None):
         self.method = method
         self.path = path
         self.headers = headers
         self.body = body
         self.pid = pid
+        self.peer = peer  # over TCP: the client's (address, port): one port per connection
         self.time = time.monotonic()
         self.json = json.loads(body) if body else None
         # What another user could see of the client while it talks to us.
@@ -46,6 +47,8 @@ class Request:
 
 
 def _read_proc(pid, name):
+    if pid is None:
+        return b""
     try:
         with open(f"/proc/{pid}/{name}", "rb") as f:
             return f.read()
@@ -57,12 +60,32 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
+class _TlsServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, handler, context):
+        self.context = context
+        super().__init__(address, handler)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        # The handshake happens in the handler's thread, at its first read.
+        return self.context.wrap_socket(sock, server_side=True,
+                                        do_handshake_on_connect=False), addr
+
+    def handle_error(self, request, client_address):
+        pass  # a client that refused our certificate: what the tests look for
+
+
 class FakeVmseald:
     """Answers (method, path) from a script of responses; the last response
     of a route repeats. A response is (status, object), (status, raw bytes),
-    "close" (hang up without answering) or a function of the Request."""
+    (status, payload, {extra headers}), "close" (hang up without answering)
+    or a function of the Request. With tls=(cert, key) it serves HTTPS on
+    127.0.0.1 instead of the Unix socket (self.url)."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, tls=None):
         self.socket_path = os.path.join(directory, "vmseald.sock")
         self.routes = {}
         self.requests = []
@@ -81,10 +104,13 @@ class FakeVmseald:
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                creds = self.connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                   struct.calcsize("3i"))
-                pid = struct.unpack("3i", creds)[0]
-                req = Request(self.command, self.path, dict(self.headers), body, pid)
+                if tls is None:
+                    creds = self.connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                       struct.calcsize("3i"))
+                    pid, peer = struct.unpack("3i", creds)[0], None
+                else:
+                    pid, peer = None, self.client_address
+                req = Request(self.command, self.path, dict(self.headers), body, pid, peer)
                 with fake.lock:
                     fake.requests.append(req)
                     script = fake.routes.get((self.command, self.path))
@@ -100,9 +126,12 @@ class FakeVmseald:
                 if answer == "close":
                     self.close_connection = True
                     return
-                status, payload = answer
+                status, payload = answer[0], answer[1]
+                extra = answer[2] if len(answer) > 2 else {}
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -110,7 +139,14 @@ class FakeVmseald:
 
             do_GET = do_POST = do_DELETE = do_PUT = _serve
 
-        self.server = _Server(self.socket_path, Handler)
+        if tls is None:
+            self.server = _Server(self.socket_path, Handler)
+        else:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server = _TlsServer(("127.0.0.1", 0), Handler, context)
+            self.url = f"https://localhost:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
                                        daemon=True)
         self.thread.start()
@@ -132,10 +168,10 @@ class FakeVmseald:
 
 
 def task_obj(task_id, operation, state, progress, result=None, error=None):
-    return {"id": task_id, "operation": operation, "target": "vm/web1", "state": state,
-            "progress": progress, "started": "2026-11-23T10:00:00Z",
+    return {"id": task_id, "operation": operation, "target": "vm/web1", "user": "alice",
+            "state": state, "progress": progress, "started": "2026-11-23T10:00:00Z",
             "finished": None if state in ("queued", "running") else "2026-11-23T10:00:09Z",
-            "result": result, "error": error}
+            "cancellable": True, "result": result, "error": error, "recovered": None}
 
 
 VM = {"name": "web1", "uuid": "0192f0c4-0000-7000-8000-000000000001", "encrypted": True,
@@ -427,12 +463,12 @@ def test_tasks(vmseal, fake):
     t2 = task_obj("t-1", "vm.create", "success", 100, result=VM)
     t3 = task_obj("t-0", "vm.rekey", "error", 10,
                   error={"code": "provider_unavailable", "message": "kms1:5696 refused"})
-    fake.on("GET", "/v1/tasks", (200, {"tasks": [t1, t2, t3]}))
+    fake.on("GET", "/v1/tasks?limit=50", (200, {"tasks": [t1, t2, t3]}))
     assert ok(vmseal("task", "list")).splitlines() == [
-        "ID   OPERATION   TARGET   STATE    PROGRESS  STARTED",
-        "t-2  vm.encrypt  vm/web1  running  42%       2026-11-23T10:00:00Z",
-        "t-1  vm.create   vm/web1  success  100%      2026-11-23T10:00:00Z",
-        "t-0  vm.rekey    vm/web1  error    10%       2026-11-23T10:00:00Z",
+        "ID   OPERATION   TARGET   USER   STATE    PROGRESS  STARTED",
+        "t-2  vm.encrypt  vm/web1  alice  running  42%       2026-11-23T10:00:00Z",
+        "t-1  vm.create   vm/web1  alice  success  100%      2026-11-23T10:00:00Z",
+        "t-0  vm.rekey    vm/web1  alice  error    10%       2026-11-23T10:00:00Z",
     ]
     fake.on("GET", "/v1/tasks/t-0", (200, {"task": t3}))
     out = ok(vmseal("task", "show", "t-0"))
@@ -772,7 +808,7 @@ def test_hostile_strings_are_defused(vmseal, fake):
 # --- the socket, help, version -----------------------------------------------------
 
 def test_socket_choice(vmseal, fake, workdir):
-    fake.on("GET", "/v1/tasks", (200, {"tasks": []}))
+    fake.on("GET", "/v1/tasks?limit=50", (200, {"tasks": []}))
     # VMSEAL_SOCKET when there is no --socket...
     ok(vmseal("task", "list", socket_arg=False, env={"VMSEAL_SOCKET": fake.socket_path}))
     # ...--socket before it...
@@ -811,3 +847,722 @@ def test_help_and_version(vmseal, fake):
     assert p.returncode == 2 and b"no command 'frob'" in p.stderr
     assert ok(vmseal("--version")).startswith("vmseal ")
     assert fake.requests == []
+
+
+# --- administration: every command's method, route and body ----------------------
+
+USER = {"name": "bob", "created": "2026-11-23T10:00:00Z", "groups": ["ops"], "builtin": False}
+ROLE = {"name": "Crypto ops", "builtin": False,
+        "privileges": ["Cryptographer.Access", "Cryptographer.Encrypt"]}
+PERMISSION = {"principal": "bob", "group": False, "role": "Read-only", "object": "vm/web1",
+              "propagate": True}
+FOLDER = {"name": "prod", "vms": ["web1", "web2"]}
+POLICY = {"name": "VM Encryption Policy", "encryption": True, "provider": None, "builtin": True}
+PASSWORD = "a long password 7"
+
+# (argv, method, path, body, answer, stdout without --json, key of the
+# object --json prints: None for the whole answer)
+ADMIN_COMMANDS = [
+    (["user", "create", "bob", "--password-file", "pw"], "POST", "/v1/users",
+     {"name": "bob", "password": PASSWORD}, (201, {"user": USER}), "created user bob\n", "user"),
+    (["user", "delete", "bob"], "DELETE", "/v1/users/bob", None, (200, {"deleted": "bob"}),
+     "deleted user bob (their tokens are revoked, their permissions removed)\n", None),
+    (["user", "password", "bob", "--password-file", "pw"], "POST", "/v1/users/bob/password",
+     {"password": PASSWORD}, (200, {"user": USER}), "changed the password of bob\n", "user"),
+    (["user", "group", "add", "bob", "ops"], "POST", "/v1/users/bob/groups", {"group": "ops"},
+     (200, {"user": USER}), "added bob to group ops\n", "user"),
+    (["user", "group", "remove", "bob", "ops"], "DELETE", "/v1/users/bob/groups/ops", None,
+     (200, {"user": dict(USER, groups=[])}), "removed bob from group ops\n", "user"),
+    (["role", "create", "Crypto ops", "--privilege", "Cryptographer.Access", "--privilege",
+      "Cryptographer.Encrypt"], "POST", "/v1/roles",
+     {"name": "Crypto ops", "privileges": ["Cryptographer.Access", "Cryptographer.Encrypt"]},
+     (201, {"role": ROLE}), "created role Crypto ops (2 privileges)\n", "role"),
+    (["role", "delete", "Crypto ops"], "DELETE", "/v1/roles/Crypto%20ops", None,
+     (200, {"deleted": "Crypto ops"}), "deleted role Crypto ops\n", None),
+    (["permission", "set", "--user", "bob", "--role", "Read-only", "--object", "vm/web1"], "POST",
+     "/v1/permissions", {"user": "bob", "role": "Read-only", "object": "vm/web1",
+                         "propagate": True},
+     (200, {"permission": PERMISSION}), "gave user bob the role Read-only on vm/web1\n",
+     "permission"),
+    (["permission", "set", "--group", "ops", "--role", "Administrator", "--no-propagate"], "POST",
+     "/v1/permissions", {"group": "ops", "role": "Administrator", "object": "/",
+                         "propagate": False},
+     (200, {"permission": dict(PERMISSION, principal="ops", group=True)}),
+     "gave group ops the role Administrator on / (not propagated to its children)\n",
+     "permission"),
+    (["permission", "remove", "--user", "bob", "--object", "folder/prod"], "POST",
+     "/v1/permissions/remove", {"user": "bob", "object": "folder/prod"},
+     (200, {"removed": PERMISSION}), "removed the permission of user bob on folder/prod\n",
+     "removed"),
+    (["permission", "remove", "--group", "ops"], "POST", "/v1/permissions/remove",
+     {"group": "ops", "object": "/"}, (200, {"removed": PERMISSION}),
+     "removed the permission of group ops on /\n", "removed"),
+    (["folder", "create", "prod"], "POST", "/v1/folders", {"name": "prod"},
+     (201, {"folder": dict(FOLDER, vms=[])}), "created folder prod\n", "folder"),
+    (["folder", "delete", "prod"], "DELETE", "/v1/folders/prod", None,
+     (200, {"deleted": "prod"}), "deleted folder prod\n", None),
+    (["vm", "move", "web1", "--folder", "prod"], "POST", "/v1/vms/web1/move",
+     {"folder": "prod"}, (200, {"vm": dict(VM, folder="prod")}), "moved web1 to folder prod\n",
+     "vm"),
+    (["vm", "move", "web1", "--root"], "POST", "/v1/vms/web1/move", {"folder": None},
+     (200, {"vm": VM}), "moved web1 to the root\n", "vm"),
+    (["policy", "create", "KMS policy", "--provider", "kms"], "POST", "/v1/policies",
+     {"name": "KMS policy", "provider": "kms"},
+     (201, {"policy": dict(POLICY, name="KMS policy", provider="kms", builtin=False)}),
+     "created encryption policy KMS policy (provider kms)\n", "policy"),
+    (["policy", "delete", "KMS policy"], "DELETE", "/v1/policies/KMS%20policy", None,
+     (200, {"deleted": "KMS policy"}), "deleted policy KMS policy\n", None),
+    (["token", "revoke", "0f3a"], "DELETE", "/v1/tokens/0f3a", None, (200, {"revoked": "0f3a"}),
+     "revoked token 0f3a\n", "revoked"),
+    (["task", "cancel", "t-1"], "POST", "/v1/tasks/t-1/cancel", {},
+     (202, {"task": task_obj("t-1", "vm.encrypt", "running", 40)}),
+     "asked task t-1 to stop: it ends cancelled once its operation has rolled back "
+     "(vmseal task watch t-1)\n", "task"),
+    (["host", "enable-encryption"], "POST", "/v1/host/encryption", {},
+     (200, {"host": {"name": "h1", "encryption_mode": True}}),
+     "the host is in encryption mode\nname:             h1\nencryption mode:  yes\n", "host"),
+]
+
+
+@pytest.mark.parametrize("argv,method,path,body,answer,said,key", ADMIN_COMMANDS,
+                         ids=[" ".join(c[0]) for c in ADMIN_COMMANDS])
+def test_admin_command_request(vmseal, fake, workdir, argv, method, path, body, answer, said,
+                               key):
+    with open(os.path.join(workdir, "pw"), "w") as f:
+        f.write(PASSWORD + "\n")
+    fake.on(method, path, answer)
+    p = vmseal(*argv)
+    assert ok(p) == said
+    assert len(fake.requests) == 1, fake.requests
+    req = fake.requests[0]
+    assert (req.method, req.path) == (method, path)
+    assert req.json == body
+    if body is None:
+        assert req.body == b""
+    # No token on the socket: vmseald knows the caller by its uid.
+    assert "Authorization" not in req.headers
+    # A password travels in the body only.
+    assert PASSWORD.encode() not in req.cmdline + req.environ
+    fake.requests.clear()
+    printed = json.loads(ok(vmseal(*argv, "--json")))
+    assert printed == (answer[1][key] if key else answer[1])
+
+
+LISTS = [
+    (["user", "list"], "/v1/users", {"users": [
+        {"name": "root", "created": "2026-11-23T09:00:00Z", "groups": [], "builtin": True},
+        USER]},
+     ["NAME  GROUPS  BUILT-IN  CREATED",
+      "root  -       yes       2026-11-23T09:00:00Z",
+      "bob   ops     no        2026-11-23T10:00:00Z"]),
+    (["role", "list"], "/v1/roles", {"roles": [
+        {"name": "Administrator", "builtin": True, "privileges": ["a", "b", "c"]},
+        {"name": "Read-only", "builtin": True,
+         "privileges": ["System.View", "System.Read", "StorageProfile.View"]},
+        {"name": "No cryptography administrator", "builtin": True, "privileges": ["a", "b"]},
+        ROLE]},
+     ["NAME                           BUILT-IN  PRIVILEGES",
+      "Administrator                  yes       3",
+      "Read-only                      yes       3",
+      "No cryptography administrator  yes       2",
+      "Crypto ops                     no        2"]),
+    (["privilege", "list"], "/v1/privileges", {"privileges": [
+        {"name": "Cryptographer.Decrypt", "description": "decrypt a VM or a disk"}]},
+     ["NAME                   DESCRIPTION",
+      "Cryptographer.Decrypt  decrypt a VM or a disk"]),
+    (["permission", "list"], "/v1/permissions", {"permissions": [PERMISSION]},
+     ["PRINCIPAL  GROUP  ROLE       OBJECT   PROPAGATE",
+      "bob        no     Read-only  vm/web1  yes"]),
+    (["folder", "list"], "/v1/folders", {"folders": [FOLDER, {"name": "empty", "vms": []}]},
+     ["NAME   VMS", "prod   web1,web2", "empty  -"]),
+    (["policy", "list"], "/v1/policies", {"policies": [
+        POLICY, dict(POLICY, name="KMS policy", provider="kms", builtin=False)]},
+     ["NAME                  ENCRYPTION  PROVIDER   BUILT-IN",
+      "VM Encryption Policy  yes         (default)  yes",
+      "KMS policy            yes         kms        no"]),
+    (["token", "list"], "/v1/tokens", {"tokens": [
+        {"id": "0f3a", "user": "bob", "created": "2026-11-23T10:00:00Z",
+         "expires": "2026-11-23T22:00:00Z", "revoked": False}]},
+     ["ID    USER  CREATED               EXPIRES               REVOKED",
+      "0f3a  bob   2026-11-23T10:00:00Z  2026-11-23T22:00:00Z  no"]),
+    (["token", "list", "--all"], "/v1/tokens?all=1", {"tokens": []},
+     ["ID  USER  CREATED  EXPIRES  REVOKED"]),
+    (["task", "list", "--running"], "/v1/tasks?state=running", {"tasks": []},
+     ["ID  OPERATION  TARGET  USER  STATE  PROGRESS  STARTED"]),
+    (["task", "list", "--all-states"], "/v1/tasks", {"tasks": []},
+     ["ID  OPERATION  TARGET  USER  STATE  PROGRESS  STARTED"]),
+]
+
+
+@pytest.mark.parametrize("argv,path,answer,lines", LISTS, ids=[" ".join(c[0]) for c in LISTS])
+def test_lists(vmseal, fake, argv, path, answer, lines):
+    fake.on("GET", path, (200, answer))
+    assert ok(vmseal(*argv)).splitlines() == lines
+    assert json.loads(ok(vmseal(*argv, "--json"))) == answer
+    assert {(r.method, r.path) for r in fake.requests} == {("GET", path)}
+
+
+def test_lists_refuse_malformed_items(vmseal, fake):
+    fake.on("GET", "/v1/roles", (200, {"roles": [{"name": "x", "privileges": "all"}]}))
+    p = vmseal("role", "list")
+    assert p.returncode == 1 and b"field 'privileges' is a string, expected an array" in p.stderr
+    fake.on("GET", "/v1/folders", (200, {"folders": [{"name": "f", "vms": [1]}]}))
+    p = vmseal("folder", "list")
+    assert p.returncode == 1 and b"malformed answer from vmseald" in p.stderr
+
+
+def test_vm_create_policy_and_folder(vmseal, fake):
+    fake.task("POST", "/v1/vms", result=VM)
+    ok(vmseal("vm", "create", "web1", "--policy", "VM Encryption Policy", "--folder", "prod"))
+    assert only(fake).json == {"name": "web1", "disks": [], "image": None, "encrypt": False,
+                               "provider": None, "memory": None, "cpus": None,
+                               "policy": "VM Encryption Policy", "folder": "prod"}
+
+
+def test_vm_policy_is_a_task(vmseal, fake):
+    fake.task("POST", "/v1/vms/web1/policy", result=VM)
+    out = ok(vmseal("vm", "policy", "web1", "--policy", "VM Encryption Policy"))
+    assert only(fake).json == {"policy": "VM Encryption Policy", "disk": None}
+    assert out == ("web1 has the storage policy VM Encryption Policy "
+                   "(encrypted, provider native1)\n")
+    assert [r.path for r in fake.requests[1:]] == ["/v1/tasks/t-1"]
+    fake.requests.clear()
+    out = ok(vmseal("vm", "policy", "web1", "--none", "--disk", "0"))
+    assert only(fake).json == {"policy": None, "disk": 0}
+    assert out.startswith("disk 0 of web1 has no storage policy")
+
+
+def test_vm_policy_unchanged_answers_at_once(vmseal, fake):
+    fake.on("POST", "/v1/vms/web2/policy", (200, {"vm": PLAIN_VM}))
+    out = ok(vmseal("vm", "policy", "web2", "--none"))
+    assert out == "web2 has no storage policy (not encrypted)\n"
+    assert [r.path for r in fake.requests] == ["/v1/vms/web2/policy"]  # no task to follow
+    assert json.loads(ok(vmseal("vm", "policy", "web2", "--none", "--json"))) == PLAIN_VM
+
+
+def test_vm_info_folder_and_policy(vmseal, fake):
+    fake.on("GET", "/v1/vms/web1", (200, {"vm": dict(VM, folder="prod",
+                                                     policy="VM Encryption Policy")}))
+    lines = ok(vmseal("vm", "info", "web1")).splitlines()
+    assert "folder:           prod" in lines
+    assert "storage policy:   VM Encryption Policy" in lines
+
+
+def test_host_show(vmseal, fake):
+    host = {"name": "h1", "encryption_mode": False, "host_key_provider": None,
+            "providers": ["n1"]}
+    fake.on("GET", "/v1/host", (200, {"host": host}))
+    assert ok(vmseal("host", "show")).splitlines() == [
+        "name:             h1", "encryption mode:  no", "host key provider: -"]
+    assert json.loads(ok(vmseal("host", "show", "--json"))) == host
+
+
+def test_admin_usage_errors(vmseal, fake, workdir):
+    cases = [
+        (["permission", "set", "--user", "bob"], "needs --role ROLE"),
+        (["permission", "set", "--user", "bob", "--group", "ops", "--role", "r"],
+         "--user and --group cannot be used together"),
+        (["permission", "set", "--role", "r"], "needs one of --user or --group"),
+        (["permission", "set", "--user", "bob", "--role", "r", "--object", "web1"],
+         "--object: 'web1' is not an object"),
+        (["permission", "set", "--user", "bob", "--role", "r", "--object", "vm/"],
+         "is not an object"),
+        (["permission", "remove", "bob"], "takes no arguments"),
+        (["role", "create", "r"], "needs --privilege P"),
+        (["user", "create", "bob"], "needs --password-file FILE"),
+        (["user", "group", "add", "bob"], "needs NAME GROUP"),
+        (["vm", "move", "web1"], "needs one of --folder or --root"),
+        (["vm", "move", "web1", "--folder", "f", "--root"], "cannot be used together"),
+        (["vm", "policy", "web1"], "needs one of --policy or --none"),
+        (["vm", "policy", "web1", "--policy", "p", "--none"], "cannot be used together"),
+        (["vm", "policy", "web1", "--none", "--disk", "x"], "--disk: 'x' is not a number"),
+        (["vm", "create", "x", "--encrypt", "--policy", "p"], "cannot be used together"),
+        (["policy", "create", "p"], "needs --provider P"),
+        (["task", "list", "--running", "--all-states"], "cannot be used together"),
+        (["login", "--user", "bob", "--password-file", "pw"], "vmseal login is for --server"),
+        (["logout"], "vmseal logout is for --server"),
+        (["--server", "https://localhost:1", "task", "list"],
+         "--socket and --server cannot be used together"),
+        (["login", "--user", "bob", "--password-file", "pw", "--ttl", "0"], "--ttl: "),
+        (["login", "--user", "bob", "--password-file", "pw", "--ttl", "2592001"], "--ttl: "),
+        (["--ca", "ca.pem", "task", "list"], "--ca goes with --server"),
+    ]
+    for argv, message in cases:
+        p = vmseal(*argv)
+        assert p.returncode == 2, (argv, p.returncode, p.stderr)
+        lines = p.stderr.decode().splitlines()
+        assert lines[0].startswith("vmseal: ") and message in lines[0], (argv, lines)
+        assert lines[1].startswith("usage: vmseal"), (argv, lines)
+    assert fake.requests == []
+
+
+def test_unreadable_password_file(vmseal, fake, workdir):
+    os.mkdir(os.path.join(workdir, "adir"))
+    with open(os.path.join(workdir, "two-lines"), "w") as f:
+        f.write("first\nsecond\n")
+    open(os.path.join(workdir, "empty"), "w").close()
+    for name, message in [("missing", "--password-file: opening"),
+                          ("adir", "--password-file"),
+                          ("two-lines", "the password must be one line"),
+                          ("empty", "empty password")]:
+        p = vmseal("user", "create", "bob", "--password-file", name)
+        assert p.returncode == 1, (name, p.stderr)
+        assert message in p.stderr.decode(), (name, p.stderr)
+    assert fake.requests == []
+
+
+def test_password_keeps_all_but_one_newline(vmseal, fake, workdir):
+    with open(os.path.join(workdir, "pw"), "wb") as f:
+        f.write(b"  spaces kept \t\n")
+    fake.on("POST", "/v1/users", (201, {"user": USER}))
+    ok(vmseal("user", "create", "bob", "--password-file", "pw"))
+    assert only(fake).json["password"] == "  spaces kept \t"
+
+
+@pytest.mark.parametrize("status,code,message", [
+    (403, "forbidden", "user 'bob' lacks privilege Cryptographer.Decrypt on vm/web1"),
+    (409, "not_allowed", "the built-in role Administrator cannot be deleted"),
+    (409, "busy", "role 'Crypto ops' is used by a permission"),
+])
+def test_admin_refusals(vmseal, fake, status, code, message):
+    fake.on("DELETE", "/v1/roles/Administrator", (status, {"error": {"code": code,
+                                                                    "message": message}}))
+    p = vmseal("role", "delete", "Administrator")
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr.decode() == f"vmseal: {message}\n"
+
+
+# --- task watch -----------------------------------------------------------------------
+
+def test_task_watch_lines(vmseal, fake):
+    states = [task_obj("t-7", "vm.encrypt", "queued", 0),
+              task_obj("t-7", "vm.encrypt", "running", 40),
+              task_obj("t-7", "vm.encrypt", "running", 40),
+              task_obj("t-7", "vm.encrypt", "running", 80),
+              task_obj("t-7", "vm.encrypt", "success", 100, result=VM)]
+    fake.on("GET", "/v1/tasks/t-7", *[(200, {"task": t}) for t in states])
+    p = vmseal("task", "watch", "t-7")
+    # One line per change (not per poll), then the verdict.
+    assert ok(p).splitlines() == ["t-7 queued 0%", "t-7 running 40%", "t-7 running 80%",
+                                  "t-7 success 100%",
+                                  "task t-7 (vm.encrypt on vm/web1) succeeded"]
+    polls = [r.time for r in fake.requests]
+    assert len(polls) == 5
+    # About 4 times a second.
+    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    assert all(0.2 <= g < 1.5 for g in gaps), gaps
+
+
+def test_task_watch_json(vmseal, fake):
+    done = task_obj("t-7", "vm.encrypt", "success", 100, result=VM)
+    fake.on("GET", "/v1/tasks/t-7", (200, {"task": done}))
+    p = vmseal("task", "watch", "t-7", "--json")
+    assert json.loads(ok(p)) == done
+
+
+@pytest.mark.parametrize("final,message", [
+    (task_obj("t-7", "vm.rekey", "error", 30,
+              error={"code": "provider_unavailable", "message": "kms1:5696 refused"}),
+     "vmseal: kms1:5696 refused\n"),
+    (task_obj("t-7", "vm.rekey", "cancelled", 30,
+              error={"code": "cancelled", "message": "task t-7 was cancelled: rolled back"}),
+     "vmseal: task t-7 was cancelled: rolled back\n"),
+    (task_obj("t-7", "vm.rekey", "cancelled", 30), "vmseal: task t-7 was cancelled\n"),
+])
+def test_task_watch_failure(vmseal, fake, final, message):
+    fake.on("GET", "/v1/tasks/t-7", (200, {"task": task_obj("t-7", "vm.rekey", "running", 10)}),
+            (200, {"task": final}))
+    p = vmseal("task", "watch", "t-7")
+    assert p.returncode == 1
+    assert p.stderr.decode() == message
+    assert p.stdout.decode().splitlines()[-1] == f"t-7 {final['state']} 30%"
+
+
+def test_task_watch_unknown(vmseal, fake):
+    fake.on("GET", "/v1/tasks/t-9", (404, {"error": {"code": "not_found",
+                                                     "message": "no task 't-9'"}}))
+    p = vmseal("task", "watch", "t-9")
+    assert p.returncode == 1 and p.stderr == b"vmseal: no task 't-9'\n"
+
+
+def test_task_watch_progress_bar_on_a_terminal(program, fake, workdir):
+    """stderr a terminal: a bar there, not lines on stdout."""
+    states = [task_obj("t-7", "vm.encrypt", "running", 50),
+              task_obj("t-7", "vm.encrypt", "success", 100, result=VM)]
+    fake.on("GET", "/v1/tasks/t-7", *[(200, {"task": t}) for t in states])
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(program("vmseal").resolve()), "--socket", fake.socket_path,
+                             "task", "watch", "t-7"], stdout=subprocess.PIPE, stderr=slave,
+                            cwd=workdir)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=30)
+    seen = b""
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    assert out == b"task t-7 (vm.encrypt on vm/web1) succeeded\n"
+    assert b"task t-7 [###############               ] 50%" in seen
+
+
+# --- HTTPS, tokens and the token store -----------------------------------------------
+
+def _make_cert(directory, name, cn="localhost", san="DNS:localhost"):
+    cert, key = os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", f"/CN={cn}",
+                    "-addext", f"subjectAltName={san}", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def tls(workdir):
+    return _make_cert(workdir, "api")
+
+
+@pytest.fixture
+def https(workdir, tls):
+    server = FakeVmseald(workdir, tls=tls)
+    yield server
+    server.close()
+
+
+LOGIN = {"token": "vst_" + "A" * 43, "id": "0f3a9b", "user": "alice",
+         "expires": "2099-01-01T00:00:00Z"}
+
+
+@pytest.fixture
+def cli(program, workdir):
+    """cli(*args, server=URL or None, ca=FILE or None, env=...) -> CompletedProcess, with
+    HOME in workdir and neither VMSEAL_SERVER nor VMSEAL_SOCKET set unless given."""
+    binary = program("vmseal").resolve()
+    home = os.path.join(workdir, "home")
+    os.makedirs(home, exist_ok=True)
+
+    def run(*args, server=None, ca=None, env=None, stdin=None):
+        environ = {k: v for k, v in os.environ.items()
+                   if k not in ("VMSEAL_SOCKET", "VMSEAL_SERVER", "VMSEAL_CA")}
+        environ["HOME"] = home
+        environ.update(env or {})
+        argv = [str(binary)]
+        if server:
+            argv += ["--server", server]
+        if ca:
+            argv += ["--ca", ca]
+        return subprocess.run(argv + list(args), input=stdin, capture_output=True, cwd=workdir,
+                              env=environ, timeout=60)
+    run.home = home
+    run.store = os.path.join(home, ".config", "vmseal", "tokens.json")
+    return run
+
+
+def _login(cli, https, tls, workdir, *extra):
+    with open(os.path.join(workdir, "pw"), "w") as f:
+        f.write(PASSWORD + "\n")
+    https.on("POST", "/v1/session", (201, LOGIN))
+    return cli("login", "--user", "alice", "--password-file", "pw", *extra, server=https.url,
+               ca=tls[0])
+
+
+def test_login_stores_the_token(cli, https, tls, workdir):
+    p = _login(cli, https, tls, workdir)
+    out = ok(p)
+    assert out == f"logged in to {https.url} as alice (the token expires 2099-01-01T00:00:00Z)\n"
+    assert LOGIN["token"].encode() not in p.stdout + p.stderr
+    req = only(https)
+    assert (req.method, req.path) == ("POST", "/v1/session")
+    assert req.json == {"user": "alice", "password": PASSWORD, "ttl": None}
+    assert "Authorization" not in req.headers  # login sends no token
+    # The store: the directory 0700, the file 0600, keyed by the server's URL,
+    # with the CA made absolute so that later commands need no --ca.
+    config = os.path.dirname(cli.store)
+    assert os.stat(config).st_mode & 0o777 == 0o700
+    assert os.stat(cli.store).st_mode & 0o777 == 0o600
+    with open(cli.store) as f:
+        assert json.load(f) == {https.url: {
+            "token": LOGIN["token"], "id": "0f3a9b", "user": "alice",
+            "expires": "2099-01-01T00:00:00Z", "ca": os.path.join(workdir, "api.crt")}}
+    # No temporary file left behind.
+    assert os.listdir(config) == ["tokens.json"]
+
+
+def test_login_ttl_and_json(cli, https, tls, workdir):
+    p = _login(cli, https, tls, workdir, "--ttl", "3600", "--json")
+    assert only(https).json["ttl"] == 3600
+    # --json: the answer without the token, which stays in the store.
+    assert json.loads(ok(p)) == {"server": https.url, "id": "0f3a9b", "user": "alice",
+                                 "expires": "2099-01-01T00:00:00Z"}
+
+
+def test_login_refused(cli, https, tls, workdir):
+    with open(os.path.join(workdir, "pw"), "w") as f:
+        f.write("wrong\n")
+    https.on("POST", "/v1/session", (401, {"error": {"code": "unauthenticated",
+                                                      "message": "wrong user name or password"}}))
+    p = cli("login", "--user", "alice", "--password-file", "pw", server=https.url, ca=tls[0])
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines()[0] == "vmseal: wrong user name or password"
+    assert not os.path.exists(cli.store)
+
+
+def test_login_rate_limited(cli, https, tls, workdir):
+    with open(os.path.join(workdir, "pw"), "w") as f:
+        f.write("wrong\n")
+    https.on("POST", "/v1/session", (429, {"error": {"code": "rate_limited",
+                                                      "message": "too many failed logins"}},
+                                     {"Retry-After": "37"}))
+    p = cli("login", "--user", "alice", "--password-file", "pw", server=https.url, ca=tls[0])
+    assert p.returncode == 1
+    assert p.stderr == b"vmseal: too many failed logins (retry after 37 seconds)\n"
+
+
+def test_later_commands_send_the_stored_token(cli, https, tls, workdir):
+    ok(_login(cli, https, tls, workdir))
+    session = {"user": "alice", "root": False, "groups": ["ops"], "via": "https",
+               "token_id": "0f3a9b"}
+    https.on("GET", "/v1/session", (200, {"session": session}))
+    https.requests.clear()
+    # No --ca: the store remembers it. VMSEAL_SERVER works as --server.
+    for kwargs in [{"server": https.url}, {"env": {"VMSEAL_SERVER": https.url}},
+                   {"server": https.url.upper().replace("HTTPS://LOCALHOST", "HTTPS://LocalHost")
+                    + "/"}]:
+        out = ok(cli("whoami", **kwargs))
+        assert "user:             alice" in out.splitlines()
+        assert f"server:           {https.url}" in out.splitlines()
+        assert "expires:          2099-01-01T00:00:00Z" in out.splitlines()
+        req = https.requests.pop()
+        assert req.headers["Authorization"] == "Bearer " + LOGIN["token"]
+    assert json.loads(ok(cli("whoami", "--json", server=https.url))) == session
+
+
+def test_https_keeps_one_connection(cli, https, tls, workdir):
+    ok(_login(cli, https, tls, workdir))
+    https.requests.clear()
+    https.task("POST", "/v1/vms/web1/encrypt", result=VM,
+               states=[task_obj("t-1", "vm.encrypt", "running", 10),
+                       task_obj("t-1", "vm.encrypt", "running", 60),
+                       task_obj("t-1", "vm.encrypt", "success", 100, result=VM)])
+    ok(cli("vm", "encrypt", "web1", server=https.url))
+    assert len(https.requests) == 4
+    assert len({r.peer for r in https.requests}) == 1  # keep-alive: one connection
+    assert all(r.headers["Authorization"] == "Bearer " + LOGIN["token"] for r in https.requests)
+
+
+def test_socket_never_sends_the_stored_token(cli, https, tls, fake, workdir):
+    ok(_login(cli, https, tls, workdir))
+    fake.on("GET", "/v1/vms", (200, {"vms": []}))
+    ok(cli("--socket", fake.socket_path, "vm", "list"))
+    assert "Authorization" not in only(fake).headers
+
+
+def test_token_file(cli, https, tls, fake, workdir):
+    with open(os.path.join(workdir, "tok"), "w") as f:
+        f.write("vst_fromfile\n")
+    https.on("GET", "/v1/vms", (200, {"vms": []}))
+    ok(cli("--token-file", "tok", "vm", "list", server=https.url, ca=tls[0]))
+    assert only(https).headers["Authorization"] == "Bearer vst_fromfile"
+    assert not os.path.exists(cli.store)  # read, never written
+    # On the socket too, when asked for explicitly.
+    fake.on("GET", "/v1/vms", (200, {"vms": []}))
+    ok(cli("--socket", fake.socket_path, "--token-file", "tok", "vm", "list"))
+    assert only(fake).headers["Authorization"] == "Bearer vst_fromfile"
+
+
+def test_token_file_cannot_inject_headers(cli, https, tls, workdir):
+    for content in [b"vst_a\r\nX-Evil: 1\n", b"vst a\n", b"vst_a\x00b\n", b"\n",
+                    b"vst_" + b"a" * 300 + b"\n"]:
+        with open(os.path.join(workdir, "tok"), "wb") as f:
+            f.write(content)
+        p = cli("--token-file", "tok", "vm", "list", server=https.url, ca=tls[0])
+        assert p.returncode == 1, content
+    assert https.requests == []
+
+
+def test_not_logged_in(cli, https, tls):
+    p = cli("vm", "list", server=https.url, ca=tls[0])
+    assert p.returncode == 1
+    assert p.stderr.decode() == (f"vmseal: not logged in to {https.url}: run vmseal --server "
+                                 f"{https.url} login --user NAME --password-file FILE\n")
+    assert https.requests == []
+
+
+def _write_store(cli, content, mode=0o600):
+    os.makedirs(os.path.dirname(cli.store), mode=0o700, exist_ok=True)
+    with open(cli.store, "w") as f:
+        f.write(content if isinstance(content, str) else json.dumps(content))
+    os.chmod(cli.store, mode)
+
+
+def test_expired_token_is_not_sent(cli, https, tls):
+    _write_store(cli, {https.url: dict(LOGIN, expires="2020-01-01T00:00:00Z", ca=None)})
+    p = cli("vm", "list", server=https.url, ca=tls[0])
+    assert p.returncode == 1 and b"expired at 2020-01-01T00:00:00Z" in p.stderr
+    assert b"login --user NAME" in p.stderr
+    assert https.requests == []
+
+
+@pytest.mark.parametrize("content,message", [
+    ("not json", "is malformed"),
+    ("[]", "is malformed"),
+    ({"https://localhost:1": {"token": "vst_a b", "user": "u", "expires": "x"}},
+     "the token of https://localhost:1 is missing or malformed"),
+    ({"https://localhost:1": {"token": "vst_a", "user": "u"}}, "needs \"user\" and \"expires\""),
+    ({"https://localhost:1": {"token": "vst_a", "user": "u", "expires": "x", "ca": "rel.pem"}},
+     "not an absolute path"),
+    ({"https://localhost:1": {"token": "vst_a", "user": "u", "expires": "x", "extra": 1}},
+     "unknown field 'extra'"),
+    ({"localhost:1": {"token": "vst_a", "user": "u", "expires": "x"}}, "is not a server URL"),
+    ('{"https://localhost:1": {}, "https://localhost:1": {}}', "is malformed"),
+])
+def test_malformed_store_is_refused(cli, https, tls, content, message):
+    _write_store(cli, content)
+    p = cli("vm", "list", server=https.url, ca=tls[0])
+    assert p.returncode == 1
+    assert message in p.stderr.decode(), p.stderr
+    assert https.requests == []
+
+
+def test_store_open_to_others_is_refused(cli, https, tls, workdir):
+    ok(_login(cli, https, tls, workdir))
+    https.requests.clear()
+    os.chmod(cli.store, 0o644)
+    p = cli("vm", "list", server=https.url)
+    assert p.returncode == 1 and b"is open to others (mode 0644): chmod 600" in p.stderr
+    os.chmod(cli.store, 0o600)
+    os.chmod(os.path.dirname(cli.store), 0o777)
+    p = cli("vm", "list", server=https.url)
+    assert p.returncode == 1 and b"chmod 700" in p.stderr
+    os.chmod(os.path.dirname(cli.store), 0o700)
+    # A symbolic link in its place is not followed.
+    os.rename(cli.store, cli.store + ".real")
+    os.symlink(cli.store + ".real", cli.store)
+    p = cli("vm", "list", server=https.url)
+    assert p.returncode == 1 and b"symbolic link" in p.stderr
+    assert https.requests == []
+
+
+def test_two_servers_in_one_store(cli, https, tls, workdir):
+    other = "https://vmseal2.example.com:8443"
+    _write_store(cli, {other: dict(LOGIN, token="vst_other", ca=None)})
+    ok(_login(cli, https, tls, workdir))
+    with open(cli.store) as f:
+        store = json.load(f)
+    assert set(store) == {other, https.url}
+    assert store[other]["token"] == "vst_other"
+
+
+def test_logout(cli, https, tls, workdir):
+    ok(_login(cli, https, tls, workdir))
+    https.requests.clear()
+    https.on("DELETE", "/v1/session", (200, {"revoked": "0f3a9b"}))
+    assert ok(cli("logout", server=https.url)) == f"logged out of {https.url}\n"
+    req = only(https)
+    assert req.headers["Authorization"] == "Bearer " + LOGIN["token"]
+    with open(cli.store) as f:
+        assert json.load(f) == {}
+    assert os.stat(cli.store).st_mode & 0o777 == 0o600
+    # Again: nothing to do.
+    https.requests.clear()
+    assert ok(cli("logout", server=https.url)) == f"not logged in to {https.url}\n"
+    assert https.requests == []
+
+
+def test_logout_of_a_revoked_token(cli, https, tls, workdir):
+    ok(_login(cli, https, tls, workdir))
+    https.on("DELETE", "/v1/session", (401, {"error": {"code": "unauthenticated",
+                                                        "message": "the token was revoked"}}))
+    out = ok(cli("logout", server=https.url))
+    assert out == f"logged out of {https.url} (the token was no longer valid)\n"
+    with open(cli.store) as f:
+        assert json.load(f) == {}
+
+
+def test_logout_when_the_server_is_gone(cli, https, tls, workdir):
+    ok(_login(cli, https, tls, workdir))
+    https.close()
+    p = cli("logout", server=https.url)
+    assert p.returncode == 1
+    err = p.stderr.decode()
+    assert "removed here all the same" in err and "stays valid until 2099-01-01T00:00:00Z" in err
+    assert "cannot connect to" in err
+    with open(cli.store) as f:
+        assert json.load(f) == {}
+
+
+def test_logout_removes_an_expired_token_without_asking(cli, https, tls):
+    _write_store(cli, {https.url: dict(LOGIN, expires="2020-01-01T00:00:00Z", ca=None)})
+    assert ok(cli("logout", server=https.url)) == f"removed the expired token of {https.url}\n"
+    assert https.requests == []
+
+
+def test_revoking_our_own_token_forgets_it(cli, https, tls, workdir):
+    ok(_login(cli, https, tls, workdir))
+    https.on("DELETE", "/v1/tokens/0f3a9b", (200, {"revoked": "0f3a9b"}))
+    out = ok(cli("token", "revoke", "0f3a9b", server=https.url))
+    assert out.splitlines() == ["revoked token 0f3a9b",
+                                f"it was this machine's token for {https.url}: logged out"]
+    with open(cli.store) as f:
+        assert json.load(f) == {}
+
+
+def test_401_says_how_to_log_in_again(cli, https, tls, workdir):
+    ok(_login(cli, https, tls, workdir))
+    https.on("GET", "/v1/vms", (401, {"error": {"code": "unauthenticated",
+                                                 "message": "the token has expired"}}))
+    p = cli("vm", "list", server=https.url)
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines() == [
+        "vmseal: the token has expired",
+        f"vmseal: run vmseal --server {https.url} login --user NAME --password-file FILE"]
+
+
+def test_403_names_the_privilege_and_the_object(cli, https, tls, workdir):
+    ok(_login(cli, https, tls, workdir))
+    message = "user 'alice' lacks privilege Cryptographer.Decrypt on vm/web1"
+    https.on("POST", "/v1/vms/web1/decrypt", (403, {"error": {"code": "forbidden",
+                                                               "message": message}}))
+    p = cli("vm", "decrypt", "web1", server=https.url)
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr.decode() == f"vmseal: {message}\n"
+
+
+def test_server_certificate_is_verified(cli, https, tls, workdir):
+    with open(os.path.join(workdir, "pw"), "w") as f:
+        f.write(PASSWORD + "\n")
+    https.on("POST", "/v1/session", (201, LOGIN))
+    other, _ = _make_cert(workdir, "other")
+    port = https.url.rsplit(":", 1)[1]
+    for server, ca, message in [
+            (https.url, other, "is not trusted"),            # another CA
+            (f"https://127.0.0.1:{port}", tls[0], "is not trusted"),  # not the name in it
+            (https.url, None, "is not trusted"),             # the system's CAs
+            (https.url, os.path.join(workdir, "missing.pem"), "CA file")]:
+        p = cli("login", "--user", "alice", "--password-file", "pw", server=server, ca=ca)
+        assert p.returncode == 1, (server, ca, p.stderr)
+        assert message in p.stderr.decode(), (server, ca, p.stderr)
+    assert https.requests == []  # the password never left
+    assert not os.path.exists(cli.store)
+
+
+def test_plain_http_server_is_refused(cli, fake):
+    p = cli("vm", "list", server="http://localhost:8080")
+    assert p.returncode == 2 and b"served over HTTPS only" in p.stderr
+    p = cli("vm", "list", env={"VMSEAL_SERVER": "localhost:8080"})
+    assert p.returncode == 1 and b"VMSEAL_SERVER: 'localhost:8080' is not https://HOST:PORT" in p.stderr
+
+
+def test_ca_from_the_environment(cli, https, tls, workdir):
+    with open(os.path.join(workdir, "pw"), "w") as f:
+        f.write(PASSWORD + "\n")
+    https.on("POST", "/v1/session", (201, LOGIN))
+    ok(cli("login", "--user", "alice", "--password-file", "pw",
+           env={"VMSEAL_SERVER": https.url, "VMSEAL_CA": tls[0]}))
+    with open(cli.store) as f:
+        assert json.load(f)[https.url]["ca"] == tls[0]

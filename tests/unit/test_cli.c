@@ -18,6 +18,8 @@
 #include "cli/input.h"
 #include "cli/output.h"
 #include "cli/run.h"
+#include "cli/tokens.h"
+#include "cli/transport.h"
 
 /* --- sizes and numbers --- */
 
@@ -942,6 +944,556 @@ static void test_exit_codes(void **state)
     free(text);
 }
 
+/* --- management commands: parsing --- */
+
+static void test_parse_admin_commands(void **state)
+{
+    struct cli_args a;
+    (void)state;
+
+    /* The transport's --server and --ca before the command... */
+    assert_ok(parse_line("--server https://h:8443 --ca api.crt login --user alice "
+                         "--password-file pw --ttl 3600",
+                         &a));
+    assert_ptr_equal(a.command, cli_command_find("login"));
+    assert_string_equal(cli_str(&a, CLI_OPT_API_SERVER), "https://h:8443");
+    assert_string_equal(cli_str(&a, CLI_OPT_API_CA), "api.crt");
+    assert_string_equal(cli_str(&a, CLI_OPT_USER), "alice");
+    assert_string_equal(cli_str(&a, CLI_OPT_PASSWORD_FILE), "pw");
+    assert_int_equal(a.opt[CLI_OPT_TTL].number[0], 3600);
+    assert_int_equal(a.command->token_use, CLI_TOKEN_UNUSED);
+    /* ...or after one that has none of its own... */
+    assert_ok(parse_line("whoami --server https://h:8443 --ca api.crt", &a));
+    assert_string_equal(cli_str(&a, CLI_OPT_API_SERVER), "https://h:8443");
+    assert_int_equal(a.command->token_use, CLI_TOKEN_REQUIRED);
+    /* ...while after kp add-standard they are its key servers' options. */
+    assert_ok(parse_line("--server https://h:8443 kp add-standard k --server kms:5696 --server "
+                         "kms2:5696 --ca ca.pem --cert c.pem --key k.pem",
+                         &a));
+    assert_string_equal(cli_str(&a, CLI_OPT_API_SERVER), "https://h:8443");
+    assert_int_equal(a.opt[CLI_OPT_SERVER].count, 2);
+    assert_string_equal(a.opt[CLI_OPT_SERVER].text[1], "kms2:5696");
+    assert_string_equal(cli_str(&a, CLI_OPT_CA), "ca.pem");
+    assert_false(cli_has(&a, CLI_OPT_API_CA));
+    assert_ok(parse_line("--token-file t logout", &a));
+    assert_string_equal(cli_str(&a, CLI_OPT_TOKEN_FILE), "t");
+    assert_int_equal(a.command->token_use, CLI_TOKEN_OPTIONAL);
+
+    /* --disk: a size for vm create, an index for vm policy. */
+    assert_ok(parse_line("vm policy web1 --none --disk 0", &a));
+    assert_ptr_equal(a.command, cli_command_find("vm policy"));
+    assert_true(cli_has(&a, CLI_OPT_DISK_INDEX) && !cli_has(&a, CLI_OPT_DISK));
+    assert_int_equal(a.opt[CLI_OPT_DISK_INDEX].number[0], 0);
+    assert_ok(parse_line("vm create web1 --disk 1G --policy p --folder f", &a));
+    assert_int_equal(a.opt[CLI_OPT_DISK].number[0], 1ull << 30);
+    assert_string_equal(cli_str(&a, CLI_OPT_POLICY), "p");
+    assert_string_equal(cli_str(&a, CLI_OPT_FOLDER), "f");
+
+    assert_ok(parse_line("permission set --group ops --role Read-only --object folder/prod "
+                         "--no-propagate",
+                         &a));
+    assert_string_equal(cli_str(&a, CLI_OPT_GROUP), "ops");
+    assert_string_equal(cli_str(&a, CLI_OPT_ROLE), "Read-only");
+    assert_string_equal(cli_str(&a, CLI_OPT_OBJECT), "folder/prod");
+    assert_true(cli_has(&a, CLI_OPT_NO_PROPAGATE));
+    assert_ok(parse_line("permission remove --user bob", &a));
+    assert_ok(parse_line("user group remove bob ops", &a));
+    assert_ptr_equal(a.command, cli_command_find("user group remove"));
+    assert_string_equal(a.arg[1], "ops");
+    assert_ok(parse_line("vm move web1 --root", &a));
+    assert_ok(parse_line("task list --running", &a));
+    assert_ok(parse_line("task watch t-1", &a));
+    assert_ok(parse_line("token list --all", &a));
+    assert_ok(parse_line("kp default kms", &a));
+    assert_ptr_equal(a.command->run, cli_command_find("kp set-default")->run);
+
+    /* Role names with spaces, and many privileges. */
+    char *argv[80] = {(char *)"vmseal", (char *)"role", (char *)"create",
+                      (char *)"No cryptography administrator"};
+    int argc = 4;
+    for (int i = 0; i < 30; i++) {
+        argv[argc++] = (char *)"--privilege";
+        argv[argc++] = (char *)"System.Read";
+    }
+    assert_ok(cli_parse(argc, argv, &a));
+    assert_string_equal(a.arg[0], "No cryptography administrator");
+    assert_int_equal(a.opt[CLI_OPT_PRIVILEGE].count, 30);
+}
+
+static void test_parse_admin_refusals(void **state)
+{
+    (void)state;
+    expect_usage("permission set --user bob", "needs --role ROLE");
+    expect_usage("permission set --user bob --group ops --role r",
+                 "--user and --group cannot be used together");
+    expect_usage("permission set --role r", "needs one of --user or --group");
+    expect_usage("permission remove --user a --group b", "cannot be used together");
+    expect_usage("permission set --user bob --role r --role s", "--role is given twice");
+    expect_usage("role create r", "needs --privilege P");
+    expect_usage("user create bob", "needs --password-file FILE");
+    expect_usage("user password bob", "needs --password-file FILE");
+    expect_usage("user create", "needs NAME");
+    expect_usage("login --user a", "needs --password-file FILE");
+    expect_usage("login --password-file f", "needs --user NAME");
+    expect_usage("login --user a --password-file f --ttl 0", "--ttl: ");
+    expect_usage("login --user a --password-file f --ttl 2592001", "--ttl: ");
+    expect_usage("login --user a --password-file f --ttl 1h", "--ttl: ");
+    expect_usage("--socket s --server https://h:1 vm list", "--socket and --server cannot");
+    expect_usage("vm list --socket s --server https://h:1", "--socket and --server cannot");
+    expect_usage("--user a whoami", "--user goes after the command");
+    expect_usage("whoami --user a", "'vmseal whoami' has no --user option");
+    expect_usage("vm move web1", "needs one of --folder or --root");
+    expect_usage("vm policy web1", "needs one of --policy or --none");
+    expect_usage("vm policy web1 --policy p --none", "--policy and --none cannot");
+    expect_usage("vm policy web1 --none --disk 4096", "--disk: ");
+    expect_usage("vm policy web1 --none --disk 1G", "--disk: ");
+    expect_usage("vm create x --encrypt --policy p", "--encrypt and --policy cannot");
+    expect_usage("task list --all-states --running", "cannot be used together");
+    expect_usage("task watch", "needs ID");
+    expect_usage("policy create p", "needs --provider P");
+    expect_usage("token list --all=yes", "--all takes no value");
+}
+
+static void test_object_path(void **state)
+{
+    static const char *const good[] = {"/", "vm/web1", "folder/prod", "vm/a.b-c_d"};
+    static const char *const bad[] = {"",    "web1",  "vm/",    "/vm/web1", "vm/a/b",
+                                      "VM/x", "vm1/x", "folder", "//"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_ok(cli_check_object_path(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (is_ok(cli_check_object_path(bad[i])))
+            fail_msg("'%s' was accepted as an object", bad[i]);
+}
+
+/* --- the HTTPS transport: server URLs and tokens --- */
+
+static void test_server_url(void **state)
+{
+    static const struct {
+        const char *text, *want;
+    } good[] = {
+        {"https://h:8443", "https://h:8443"},
+        {"https://vmseal.example.com:8443/", "https://vmseal.example.com:8443"},
+        {"HTTPS://VmSeal.Example.COM:8443", "https://vmseal.example.com:8443"},
+        {"https://h", "https://h:443"},
+        {"https://10.0.0.1:1", "https://10.0.0.1:1"},
+        {"https://[::1]:8443", "https://[::1]:8443"},
+        {"https://[FE80::1]:65535/", "https://[fe80::1]:65535"},
+    };
+    static const char *const bad[] = {
+        "http://h:8443",     "h:8443",         "https://",           "https://:8443",
+        "https://h:0",       "https://h:65536", "https://h:",         "https://h:84x3",
+        "https://u@h:8443",  "https://h:8443/v1", "https://h:8443?x=1", "https://h:8443#f",
+        "https://[::1:8443", "https://[]:1",    "https://h_1:8443",   "https://h:0008443",
+        "ftp://h:1",         "https://h:8443//",
+    };
+    char out[CLI_SERVER_URL_MAX];
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_ok(cli_server_url_parse(good[i].text, out, sizeof(out)));
+        assert_string_equal(out, good[i].want);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        vs_result rc = cli_server_url_parse(bad[i], out, sizeof(out));
+        if (is_ok(rc))
+            fail_msg("'%s' was accepted as a server URL (%s)", bad[i], out);
+        assert_int_equal(rc.code, ERR_INVALID_ARG);
+        assert_string_equal(out, "");
+    }
+    assert_err(cli_server_url_parse("http://h:1", out, sizeof(out)), ERR_INVALID_ARG);
+    assert_non_null(strstr(err_last()->detail, "HTTPS only"));
+    /* Too small an output buffer. */
+    assert_err(cli_server_url_parse("https://vmseal.example.com:8443", out, 10), ERR_INVALID_ARG);
+}
+
+static void test_token_chars(void **state)
+{
+    static const char *const good[] = {"vst_abcDEF0123-._~+/", "vst_x=", "a", "vst_x=="};
+    static const char *const bad[] = {"",       "vst x",      "vst_x\r\nX-Evil: 1", "vst_\"x\"",
+                                      "vst_=x", "=",          "vst_x\t",             "vst_\xc3\xa9",
+                                      "vst_x;", "vst_x=y"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(cli_token_is_valid((const uint8_t *)good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (cli_token_is_valid((const uint8_t *)bad[i], strlen(bad[i])))
+            fail_msg("token '%s' was accepted", bad[i]);
+    char big[CLI_TOKEN_MAX + 2];
+    memset(big, 'a', sizeof(big));
+    assert_true(cli_token_is_valid((const uint8_t *)big, CLI_TOKEN_MAX));
+    assert_false(cli_token_is_valid((const uint8_t *)big, CLI_TOKEN_MAX + 1));
+    assert_false(cli_token_is_valid(NULL, 3));
+    /* A NUL inside is not part of the set. */
+    assert_false(cli_token_is_valid((const uint8_t *)"vst\0x", 5));
+}
+
+/* --- secrets from files --- */
+
+static void write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static void test_secret_file(void **state)
+{
+    static const struct {
+        const char *content;
+        size_t len;
+        const char *want; /* NULL: refused */
+        const char *why;
+    } cases[] = {
+        {"hunter2 hunter2\n", 16, "hunter2 hunter2", NULL},
+        {"  spaces\t \n", 11, "  spaces\t ", NULL},
+        {"no newline", 10, "no newline", NULL},
+        {"crlf\r\n", 6, "crlf", NULL},
+        {"one\n\n", 5, NULL, "one line"},
+        {"two\nlines\n", 10, NULL, "one line"},
+        {"\n", 1, NULL, "empty password"},
+        {"", 0, NULL, "empty password"},
+        {"nul\0byte\n", 9, NULL, "NUL byte"},
+        {"a\rb\n", 4, NULL, "one line"},
+    };
+    char dir[] = "/tmp/vmseal-test-cli-XXXXXX", path[128];
+    struct buf out = {0};
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/pw", dir);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        write_file(path, cases[i].content, cases[i].len, 0600);
+        vs_result rc = cli_read_secret_file(path, "password", 64, &out);
+        if (cases[i].want != NULL) {
+            assert_ok(rc);
+            assert_int_equal(buf_len(&out), strlen(cases[i].want));
+            assert_memory_equal(buf_data(&out), cases[i].want, buf_len(&out));
+            assert_true(out.flags & BUF_SECRET);
+            buf_free(&out);
+        } else {
+            assert_int_equal(rc.code, ERR_INVALID_ARG);
+            if (strstr(err_last()->detail, cases[i].why) == NULL)
+                fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err_last()->detail,
+                         cases[i].why);
+            assert_null(buf_data(&out));
+        }
+    }
+    /* Too long, a directory, nothing there. */
+    char long_one[80];
+    memset(long_one, 'x', sizeof(long_one));
+    write_file(path, long_one, sizeof(long_one), 0600);
+    assert_err(cli_read_secret_file(path, "password", 64, &out), ERR_INVALID_ARG);
+    write_file(path, long_one, 65, 0600);
+    assert_err(cli_read_secret_file(path, "password", 64, &out), ERR_INVALID_ARG);
+    assert_non_null(strstr(err_last()->detail, "longer than 64"));
+    write_file(path, long_one, 64, 0600);
+    assert_ok(cli_read_secret_file(path, "password", 64, &out));
+    buf_free(&out);
+    assert_false(is_ok(cli_read_secret_file(dir, "password", 64, &out)));
+    unlink(path);
+    assert_err(cli_read_secret_file(path, "password", 64, &out), ERR_NOT_FOUND);
+    rmdir(dir);
+}
+
+/* --- the token store --- */
+
+#define URL1 "https://vmseal.example.com:8443"
+#define URL2 "https://[::1]:8443"
+#define TOKEN1 "vst_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+struct store_dirs {
+    char root[64];    /* the test's $HOME */
+    char dir[128];    /* $HOME/.config/vmseal */
+    char file[160];   /* .../tokens.json */
+    char config[96];  /* $HOME/.config */
+};
+
+static void store_dirs_make(struct store_dirs *d)
+{
+    snprintf(d->root, sizeof(d->root), "/tmp/vmseal-test-tokens-XXXXXX");
+    assert_non_null(mkdtemp(d->root));
+    snprintf(d->config, sizeof(d->config), "%s/.config", d->root);
+    snprintf(d->dir, sizeof(d->dir), "%s/vmseal", d->config);
+    snprintf(d->file, sizeof(d->file), "%s/tokens.json", d->dir);
+}
+
+static void store_dirs_remove(struct store_dirs *d)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->root);
+    assert_int_equal(system(cmd), 0);
+}
+
+static size_t dir_entries(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 1", dir);
+    return system(cmd) == 0 ? 1 : 0;
+}
+
+static void test_tokens_default_dir(void **state)
+{
+    char out[256];
+    const char *saved = getenv("HOME");
+    char keep[256] = "";
+    (void)state;
+    if (saved != NULL)
+        snprintf(keep, sizeof(keep), "%s", saved);
+    setenv("HOME", "/home/alice", 1);
+    assert_ok(cli_tokens_default_dir(out, sizeof(out)));
+    assert_string_equal(out, "/home/alice/.config/vmseal");
+    setenv("HOME", "/", 1);
+    assert_ok(cli_tokens_default_dir(out, sizeof(out)));
+    assert_string_equal(out, "/.config/vmseal");
+    assert_err(cli_tokens_default_dir(out, 8), ERR_TOO_LARGE);
+    if (keep[0])
+        setenv("HOME", keep, 1);
+    else
+        unsetenv("HOME");
+}
+
+static void test_tokens_write_and_read(void **state)
+{
+    struct store_dirs d;
+    struct stat st;
+    json_t *store = NULL, *e1, *e2;
+    struct cli_token_entry got;
+    bool removed;
+    (void)state;
+
+    umask(022);
+    store_dirs_make(&d);
+    /* No file yet: an empty store. */
+    assert_ok(cli_tokens_load(d.dir, &store));
+    assert_int_equal(json_object_size(store), 0);
+    json_decref(store);
+
+    e1 = cli_tokens_entry_new(TOKEN1, "0f3a", "alice", "2099-01-01T00:00:00Z", "/etc/ca.pem");
+    e2 = cli_tokens_entry_new("vst_two", NULL, "bob", "2099-01-02T00:00:00Z", NULL);
+    assert_non_null(e1);
+    assert_non_null(e2);
+    assert_ok(cli_tokens_update(d.dir, URL1, e1, &removed));
+    assert_false(removed);
+    /* The directories 0700 (~/.config too, made here), the file 0600. */
+    assert_int_equal(stat(d.config, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(stat(d.dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(stat(d.file, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    ino_t first = st.st_ino;
+
+    /* A second server: the first stays; the file is replaced, not rewritten
+     * in place (a new inode), and no temporary file is left. */
+    assert_ok(cli_tokens_update(d.dir, URL2, e2, NULL));
+    assert_int_equal(stat(d.file, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_true(st.st_ino != first);
+    assert_int_equal(dir_entries(d.dir), 1);
+
+    assert_ok(cli_tokens_load(d.dir, &store));
+    assert_int_equal(json_object_size(store), 2);
+    assert_ok(cli_tokens_get(store, URL1, &got));
+    assert_string_equal(got.token, TOKEN1);
+    assert_string_equal(got.id, "0f3a");
+    assert_string_equal(got.user, "alice");
+    assert_string_equal(got.expires, "2099-01-01T00:00:00Z");
+    assert_string_equal(got.ca, "/etc/ca.pem");
+    assert_ok(cli_tokens_get(store, URL2, &got));
+    assert_null(got.id);
+    assert_null(got.ca);
+    assert_err(cli_tokens_get(store, "https://other:1", &got), ERR_NOT_FOUND);
+    json_decref(store);
+
+    /* Replacing one server's entry, then removing it. */
+    assert_ok(cli_tokens_update(d.dir, URL1, e2, &removed));
+    assert_true(removed);
+    assert_ok(cli_tokens_update(d.dir, URL1, NULL, &removed));
+    assert_true(removed);
+    assert_ok(cli_tokens_update(d.dir, URL1, NULL, &removed));
+    assert_false(removed);
+    assert_ok(cli_tokens_load(d.dir, &store));
+    assert_int_equal(json_object_size(store), 1);
+    assert_non_null(json_object_get(store, URL2));
+    json_decref(store);
+
+    /* An entry that is not one is never written. */
+    json_t *bad = cli_tokens_entry_new("vst bad", NULL, "u", "x", NULL);
+    assert_err(cli_tokens_update(d.dir, URL1, bad, NULL), ERR_CONFIG_VALUE);
+    json_decref(bad);
+    bad = cli_tokens_entry_new(TOKEN1, NULL, "u", "x", "relative/ca.pem");
+    assert_err(cli_tokens_update(d.dir, URL1, bad, NULL), ERR_CONFIG_VALUE);
+    json_decref(bad);
+    assert_err(cli_tokens_update(d.dir, "https://Upper.case:1", e1, NULL), ERR_CONFIG_VALUE);
+
+    /* A directory of ours that others could write to is tightened. */
+    assert_int_equal(chmod(d.dir, 0755), 0);
+    assert_ok(cli_tokens_update(d.dir, URL1, e1, NULL));
+    assert_int_equal(stat(d.dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    json_decref(e1);
+    json_decref(e2);
+    store_dirs_remove(&d);
+}
+
+static void test_tokens_refused(void **state)
+{
+    static const struct {
+        const char *content;
+        const char *why;
+    } malformed[] = {
+        {"", "is malformed"},
+        {"not json", "is malformed"},
+        {"[]", "is malformed"},
+        {"{\"" URL1 "\": \"vst_a\"}", "is not an object"},
+        {"{\"" URL1 "\": {\"token\": 7, \"user\": \"u\", \"expires\": \"x\"}}",
+         "missing or malformed"},
+        {"{\"" URL1 "\": {\"token\": \"vst_a\\r\\nX: y\", \"user\": \"u\", "
+         "\"expires\": \"x\"}}",
+         "missing or malformed"},
+        {"{\"" URL1 "\": {\"token\": \"vst_a\", \"expires\": \"x\"}}", "\"user\" and"},
+        {"{\"" URL1 "\": {\"token\": \"vst_a\", \"user\": \"u\", \"expires\": \"x\", "
+         "\"ca\": 1}}",
+         "absolute path"},
+        {"{\"" URL1 "\": {\"token\": \"vst_a\", \"user\": \"u\", \"expires\": \"x\", "
+         "\"id\": 1}}",
+         "token id"},
+        {"{\"" URL1 "\": {\"token\": \"vst_a\", \"user\": \"u\", \"expires\": \"x\", "
+         "\"more\": 1}}",
+         "unknown field 'more'"},
+        {"{\"http://h:1\": {\"token\": \"vst_a\", \"user\": \"u\", \"expires\": \"x\"}}",
+         "not a server URL"},
+        {"{\"" URL1 "\": {}, \"" URL1 "\": {}}", "is malformed"},
+    };
+    struct store_dirs d;
+    json_t *store = NULL;
+    char link[200];
+    (void)state;
+
+    store_dirs_make(&d);
+    assert_int_equal(mkdir(d.config, 0700), 0);
+    assert_int_equal(mkdir(d.dir, 0700), 0);
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+        write_file(d.file, malformed[i].content, strlen(malformed[i].content), 0600);
+        vs_result rc = cli_tokens_load(d.dir, &store);
+        if (rc.code != ERR_CONFIG_VALUE)
+            fail_msg("case %zu: expected ERR_CONFIG_VALUE, got %s", i, err_name(rc.code));
+        assert_null(store);
+        if (strstr(err_last()->detail, malformed[i].why) == NULL ||
+            strstr(err_last()->detail, "tokens.json") == NULL)
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err_last()->detail,
+                     malformed[i].why);
+        /* Nor is a malformed store rewritten: other servers' tokens are not
+         * thrown away behind the user's back. */
+        json_t *e = cli_tokens_entry_new(TOKEN1, NULL, "u", "x", NULL);
+        assert_err(cli_tokens_update(d.dir, URL1, e, NULL), ERR_CONFIG_VALUE);
+        json_decref(e);
+    }
+
+    /* Open to others: refused, as ssh refuses its keys. */
+    const char *ok_store = "{\"" URL1 "\": {\"token\": \"vst_a\", \"user\": \"u\", "
+                           "\"expires\": \"x\"}}";
+    static const mode_t loose[] = {0640, 0604, 0644, 0660, 0606};
+    for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+        write_file(d.file, ok_store, strlen(ok_store), loose[i]);
+        assert_err(cli_tokens_load(d.dir, &store), ERR_PERM);
+        assert_non_null(strstr(err_last()->detail, "chmod 600"));
+    }
+    write_file(d.file, ok_store, strlen(ok_store), 0600);
+    assert_ok(cli_tokens_load(d.dir, &store));
+    json_decref(store);
+    assert_int_equal(chmod(d.dir, 0770), 0);
+    assert_err(cli_tokens_load(d.dir, &store), ERR_PERM);
+    assert_non_null(strstr(err_last()->detail, "chmod 700"));
+    assert_int_equal(chmod(d.dir, 0700), 0);
+
+    /* A symbolic link in the file's place is not followed. */
+    snprintf(link, sizeof(link), "%s/real.json", d.dir);
+    assert_int_equal(rename(d.file, link), 0);
+    assert_int_equal(symlink(link, d.file), 0);
+    assert_err(cli_tokens_load(d.dir, &store), ERR_PERM);
+    assert_non_null(strstr(err_last()->detail, "symbolic link"));
+    unlink(d.file);
+    /* Nor is a directory, or a FIFO, read. */
+    assert_int_equal(mkdir(d.file, 0700), 0);
+    assert_false(is_ok(cli_tokens_load(d.dir, &store)));
+    rmdir(d.file);
+    assert_int_equal(mkfifo(d.file, 0600), 0);
+    assert_false(is_ok(cli_tokens_load(d.dir, &store)));
+    unlink(d.file);
+    /* Too large. */
+    char *huge = calloc(1, CLI_TOKENS_LIMIT + 2);
+    assert_non_null(huge);
+    memset(huge, ' ', CLI_TOKENS_LIMIT + 1);
+    write_file(d.file, huge, CLI_TOKENS_LIMIT + 1, 0600);
+    free(huge);
+    assert_err(cli_tokens_load(d.dir, &store), ERR_TOO_LARGE);
+    store_dirs_remove(&d);
+}
+
+static void test_tokens_expiry(void **state)
+{
+    time_t now = 1800000000; /* 2027-01-15T08:00:00Z */
+    (void)state;
+    assert_true(cli_tokens_expired("2020-01-01T00:00:00Z", now));
+    assert_true(cli_tokens_expired("2027-01-15T08:00:00Z", now)); /* at the instant */
+    assert_true(cli_tokens_expired("2027-01-15T07:59:59.999Z", now));
+    assert_true(cli_tokens_expired("2027-01-15T07:00:00+00:00", now));
+    assert_false(cli_tokens_expired("2027-01-15T08:00:01Z", now));
+    assert_false(cli_tokens_expired("2099-01-01T00:00:00Z", now));
+    /* What does not parse is left to the server. */
+    assert_false(cli_tokens_expired("yesterday", now));
+    assert_false(cli_tokens_expired("2020-01-01T00:00:00+02:00", now));
+    assert_false(cli_tokens_expired("2020-01-01T00:00:00Zjunk", now));
+    assert_false(cli_tokens_expired("", now));
+}
+
+/* A refusal with a Retry-After, and a 401 over HTTPS: what is printed. */
+static void test_report_hints(void **state)
+{
+    struct cli_ctx ctx;
+    char *text = NULL;
+    (void)state;
+
+    ctx = (struct cli_ctx){.has_api_error = true};
+    ctx.api_error.status = 429;
+    ctx.api_error.retry_after = 42;
+    snprintf(ctx.api_error.message, sizeof(ctx.api_error.message), "too many failed logins");
+    assert_int_equal(report(&ctx, RAISE(ERR_RATE_LIMITED), &text), CLI_EXIT_FAILED);
+    assert_string_equal(text, "vmseal: too many failed logins (retry after 42 seconds)\n");
+    free(text);
+
+    ctx = (struct cli_ctx){.has_api_error = true, .server = "https://h:8443",
+                           .token_source = CLI_TOKEN_STORE};
+    ctx.api_error.status = 401;
+    snprintf(ctx.api_error.message, sizeof(ctx.api_error.message), "the token has expired");
+    assert_int_equal(report(&ctx, RAISE(ERR_UNAUTHENTICATED), &text), CLI_EXIT_FAILED);
+    assert_string_equal(text, "vmseal: the token has expired\n"
+                              "vmseal: run vmseal --server https://h:8443 login --user NAME "
+                              "--password-file FILE\n");
+    free(text);
+
+    /* On the socket a 401 has no login to suggest. */
+    ctx.server = NULL;
+    assert_int_equal(report(&ctx, RAISE(ERR_UNAUTHENTICATED), &text), CLI_EXIT_FAILED);
+    assert_string_equal(text, "vmseal: the token has expired\n");
+    free(text);
+
+    /* 403: the server's message, which names the privilege and the object. */
+    ctx = (struct cli_ctx){.has_api_error = true};
+    ctx.api_error.status = 403;
+    snprintf(ctx.api_error.message, sizeof(ctx.api_error.message),
+             "user 'bob' lacks privilege Cryptographer.Decrypt on vm/web1");
+    assert_int_equal(report(&ctx, RAISE(ERR_FORBIDDEN), &text), CLI_EXIT_FAILED);
+    assert_string_equal(text,
+                        "vmseal: user 'bob' lacks privilege Cryptographer.Decrypt on vm/web1\n");
+    free(text);
+}
+
 /* jansson's memory is wiped on release (a body held a passphrase): the
  * allocator still hands out and takes back blocks correctly. */
 static void test_json_allocator(void **state)
@@ -994,6 +1546,17 @@ int main(void)
         cmocka_unit_test(test_error_from_answer),
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_json_allocator),
+        cmocka_unit_test(test_parse_admin_commands),
+        cmocka_unit_test(test_parse_admin_refusals),
+        cmocka_unit_test(test_object_path),
+        cmocka_unit_test(test_server_url),
+        cmocka_unit_test(test_token_chars),
+        cmocka_unit_test(test_secret_file),
+        cmocka_unit_test(test_tokens_default_dir),
+        cmocka_unit_test(test_tokens_write_and_read),
+        cmocka_unit_test(test_tokens_refused),
+        cmocka_unit_test(test_tokens_expiry),
+        cmocka_unit_test(test_report_hints),
     };
     cli_json_init();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,9 @@
  * (named sets of privileges), permissions (a user or group holds a role on
  * an inventory object, propagating to its children), folders, and the one
  * table that says which privileges each operation needs (privileges.c,
- * printed into docs/privileges.md by `vmseald --privileges-markdown`).
+ * printed into docs/privileges.md by authz_table_markdown; the unit test
+ * tests/unit/test_server_authz.c checks the copy, and rewrites it when run
+ * with VMSEAL_WRITE_DOCS=1).
  *
  * Inventory objects are named by paths:
  *   "/"             the root (the host): providers, keys, users, roles
@@ -109,6 +111,8 @@ struct authz_subject {
 
 struct authz;
 
+/* Creates the tables if missing and writes the built-in roles. The store
+ * must outlive the authz (close the authz first). */
 RESULT authz_open(struct store *st, struct authz **out) __attribute__((nonnull));
 void authz_close(struct authz **z);
 
@@ -124,7 +128,9 @@ RESULT authz_role_privileges(struct authz *z, const char *name, bool privs[PRIV_
     __attribute__((nonnull));
 
 /* Permissions: one per (principal, group flag, object); setting again
- * replaces the role. The object must exist (exists_cb) unless it is "/". */
+ * replaces the role. A folder object must exist (ERR_NOT_FOUND); VMs are
+ * the API's to know, so any valid "vm/NAME" is accepted. Names follow
+ * vm_check_name; the user "root" takes no permission (ERR_INVALID_ARG). */
 RESULT authz_permission_set(struct authz *z, const char *principal, bool group,
                             const char *role, const char *object, bool propagate)
     __attribute__((nonnull));
@@ -132,13 +138,15 @@ RESULT authz_permission_remove(struct authz *z, const char *principal, bool grou
                                const char *object) __attribute__((nonnull));
 /* {"permissions": [{"principal", "group", "role", "object", "propagate"}]}. */
 RESULT authz_permission_list(struct authz *z, json_t **out) __attribute__((nonnull));
-/* Drops every permission of a deleted user/group, or on a deleted object. */
+/* Drops every permission of a deleted user/group, or on a deleted object
+ * (for "vm/NAME", also the VM's folder placement; "/" is refused). */
 RESULT authz_forget_principal(struct authz *z, const char *principal, bool group)
     __attribute__((nonnull));
 RESULT authz_forget_object(struct authz *z, const char *object) __attribute__((nonnull));
 
 /* Folders (one level under the root). A folder with VMs cannot be deleted
- * (ERR_BUSY). */
+ * (ERR_BUSY); deleting one drops the permissions on it. The list is
+ * {"folders": [{"name", "vms": [names]}]}. */
 RESULT authz_folder_create(struct authz *z, const char *name) __attribute__((nonnull));
 RESULT authz_folder_delete(struct authz *z, const char *name) __attribute__((nonnull));
 RESULT authz_folder_list(struct authz *z, json_t **out) __attribute__((nonnull));
@@ -184,7 +192,8 @@ enum op_cond {
 /* Which object a row checks. */
 enum op_object {
     OBJ_VM,     /* the VM of the route (the source of a clone) */
-    OBJ_PARENT, /* where a new VM goes: its folder or the root */
+    OBJ_PARENT, /* the parent argument: where a new or moved VM goes ("/" or
+                   "folder/F"), or the object of a permission; NULL: the VM's parent */
     OBJ_ROOT,
 };
 

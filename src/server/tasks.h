@@ -45,6 +45,10 @@ struct task_spec {
     const char *target;    /* "vm/web1" */
     const char *user;      /* who started it */
     bool cancellable;
+    /* The VM whose journal the operation writes when it is not the
+     * target's (a clone writes its destination's): what a restart looks
+     * at to close the task. NULL: the target's. */
+    const char *journal_vm;
 };
 
 /* Loads the table, closes tasks interrupted by a stop (above). Call once,

@@ -26,6 +26,11 @@ struct vm_locked {
     char reason[256];
 };
 
+struct vm_recovered {
+    char name[VM_NAME_MAX];
+    enum vm_recovery outcome;
+};
+
 struct vm_host {
     char data_dir[VM_PATH_MAX];
     char datastore[VM_PATH_MAX]; /* DATA_DIR/vms */
@@ -44,6 +49,8 @@ struct vm_host {
     size_t running_count;
     struct vm_locked locked[VM_HOST_MAX_VMS];
     size_t locked_count;
+    struct vm_recovered recovered[VM_HOST_MAX_VMS]; /* recover.c: what recovery did */
+    size_t recovered_count;
     pthread_mutex_t keys_mu; /* keys.json */
 };
 

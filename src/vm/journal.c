@@ -20,6 +20,11 @@ RESULT vm_journal_write(const char *datastore, const char *name, const struct vm
                           "snapshot", j->snapshot, "merge_from", j->merge_from, "merge_into",
                           j->merge_into, "disk", (int)j->disk);
     ENSURE(o != NULL, ERR_NOMEM);
+    if (j->has_generation &&
+        json_object_set_new(o, "generation", json_integer((json_int_t)j->generation)) != 0) {
+        json_decref(o);
+        BAIL(ERR_NOMEM);
+    }
     char *text = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
     json_decref(o);
     ENSURE(text != NULL, ERR_NOMEM);
@@ -59,7 +64,10 @@ RESULT vm_journal_read(const char *datastore, const char *name, struct vm_journa
     }
     GUARD_OUT(rc);
     o = json_loadb((const char *)buf_data(&b), buf_len(&b), JSON_REJECT_DUPLICATES, &jerr);
-    if (o == NULL || !json_is_object(o) || json_object_size(o) != 6) {
+    /* Six fields, and "generation" from the vmseald that records it. */
+    json_t *generation = o != NULL ? json_object_get(o, "generation") : NULL;
+    if (o == NULL || !json_is_object(o) ||
+        json_object_size(o) != (generation != NULL ? 7u : 6u)) {
         rc = RAISE(ERR_JOURNAL);
         err_detail("the journal of VM '%s' is malformed", name);
         goto out;
@@ -88,6 +96,16 @@ RESULT vm_journal_read(const char *datastore, const char *name, struct vm_journa
         goto out;
     }
     j->disk = (unsigned)json_integer_value(disk);
+    if (generation != NULL) {
+        if (!json_is_integer(generation) || json_integer_value(generation) < 0 ||
+            (uint64_t)json_integer_value(generation) >= VM_DESC_COUNTER_MAX) {
+            rc = RAISE(ERR_JOURNAL);
+            err_detail("journal field 'generation' is invalid");
+            goto out;
+        }
+        j->generation = (uint64_t)json_integer_value(generation);
+        j->has_generation = true;
+    }
 out:
     json_decref(o);
     buf_free(&b);

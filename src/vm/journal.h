@@ -21,6 +21,7 @@
 #define VMSEAL_VM_JOURNAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/result.h"
 #include "vm/descriptor.h"
@@ -34,6 +35,12 @@ struct vm_journal {
     char merge_from[VM_LAYER_ID_MAX]; /* snapshot-delete: the child layer merged... */
     char merge_into[VM_LAYER_ID_MAX]; /* ...into this one */
     unsigned disk;                  /* snapshot-delete: which disk (one journal per disk step) */
+    /* The generation of vm.json when the operation began (0: there was none,
+     * a create or clone): recovery rolled the operation forward if vm.json's
+     * generation is higher, back otherwise. A journal written by a vmseald
+     * that did not record it has has_generation false. */
+    uint64_t generation;
+    bool has_generation;
 };
 
 /* Writes DATASTORE/NAME/journal atomically. */

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "core/file.h"
 #include "core/log.h"
 #include "vm/host.h"
@@ -21,8 +23,70 @@ static bool exists(const char *datastore, const char *name, const char *file)
            stat(path, &st) == 0;
 }
 
+/* Records what recovery did with VM name (the last word wins: a pending VM
+ * is recovered later by vm_host_tick). A full table drops the record (and
+ * says so): the outcome then reads as none. */
+static void record(struct vm_host *h, const char *name, enum vm_recovery outcome)
+{
+    bool full = false;
+    pthread_mutex_lock(&h->mu);
+    size_t i = 0;
+    while (i < h->recovered_count && strcmp(h->recovered[i].name, name) != 0)
+        i++;
+    if (i == h->recovered_count) {
+        if (i < VM_HOST_MAX_VMS && strlen(name) < VM_NAME_MAX) {
+            memcpy(h->recovered[i].name, name, strlen(name) + 1);
+            h->recovered_count++;
+        } else {
+            full = true;
+        }
+    }
+    if (!full)
+        h->recovered[i].outcome = outcome;
+    pthread_mutex_unlock(&h->mu);
+    if (full)
+        log_warn("recovery outcome not recorded: too many VMs", LOG_S("vm", name));
+}
+
+RESULT vm_host_recovery_outcome(struct vm_host *h, const char *vm, enum vm_recovery *out)
+{
+    *out = VM_RECOVERY_NONE;
+    GUARD(vm_check_name("VM", vm));
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->recovered_count; i++)
+        if (strcmp(h->recovered[i].name, vm) == 0)
+            *out = h->recovered[i].outcome;
+    pthread_mutex_unlock(&h->mu);
+    return OK_RESULT;
+}
+
+/* Whether the interrupted operation of journal j had committed: vm.json
+ * replaced since the journal was written (journal.h). A journal from a
+ * vmseald that did not record vm.json's generation is judged by the files'
+ * times, which a commit within the same clock tick as the journal cannot
+ * be told from: it reads as rolled back. */
+static bool committed(struct vm_host *h, const char *name, const struct vm_journal *j,
+                      const struct vm_desc *d)
+{
+    if (strcmp(j->op, "snapshot-delete") == 0)
+        return true; /* only ever goes forward */
+    if (j->has_generation)
+        return d->generation > j->generation;
+    char desc[VM_PATH_MAX], journal[VM_PATH_MAX];
+    struct stat sd, sj;
+    if (!is_ok(vm_path(desc, sizeof desc, "%s/%s/vm.json", h->datastore, name)) ||
+        !is_ok(vm_path(journal, sizeof journal, "%s/%s/journal", h->datastore, name)) ||
+        stat(desc, &sd) != 0 || stat(journal, &sj) != 0) {
+        err_clear();
+        return false;
+    }
+    return sd.st_mtim.tv_sec > sj.st_mtim.tv_sec ||
+           (sd.st_mtim.tv_sec == sj.st_mtim.tv_sec && sd.st_mtim.tv_nsec > sj.st_mtim.tv_nsec);
+}
+
 RESULT vm_recover(struct vm_host *h, const char *name)
 {
+    enum vm_recovery outcome = VM_RECOVERY_NONE;
     vs_result rc = OK_RESULT;
     struct vm_journal j;
     struct vm_desc *d = NULL;
@@ -41,22 +105,33 @@ RESULT vm_recover(struct vm_host *h, const char *name)
         GUARD_OUT(vm_remove_dir(h, name));
         log_warn("rolled back an interrupted operation", LOG_S("vm", name),
                  LOG_S("operation", j.op), LOG_S("started", j.started));
+        outcome = VM_RECOVERY_ROLLED_BACK;
         goto out;
     }
     d = calloc(1, sizeof *d);
     ENSURE_OUT(d != NULL, ERR_NOMEM);
     GUARD_OUT(vm_load(h, name, d, &k));
+    bool forward = committed(h, name, &j, d);
     if (strcmp(j.op, "snapshot-delete") == 0 && vm_desc_snapshot(d, j.snapshot) != NULL) {
         GUARD_OUT(vm_snapshot_delete_steps(h, d, k, j.snapshot));
         log_warn("rolled forward an interrupted snapshot delete", LOG_S("vm", name),
                  LOG_S("snapshot", j.snapshot));
     } else {
-        log_warn("recovered an interrupted operation: vm.json says what stays",
+        log_warn(forward ? "rolled forward an interrupted operation: vm.json had committed it"
+                         : "rolled back an interrupted operation: vm.json had not committed it",
                  LOG_S("vm", name), LOG_S("operation", j.op), LOG_S("started", j.started));
     }
+    /* Both directions drop what vm.json does not reference (journal.h). */
     GUARD_OUT(vm_gc(h, d));
     GUARD_OUT(vm_journal_remove(h->datastore, name));
+    outcome = forward ? VM_RECOVERY_ROLLED_FORWARD : VM_RECOVERY_ROLLED_BACK;
 out:
+    /* A journal that stays (locked VM, failure) leaves the outcome to a
+     * later attempt. */
+    if (!is_ok(rc))
+        record(h, name, VM_RECOVERY_PENDING);
+    else if (outcome != VM_RECOVERY_NONE)
+        record(h, name, outcome);
     vm_unlock(h, name);
     vm_keys_free(&k);
     free(d);
@@ -88,6 +163,33 @@ static void remove_temporaries(struct vm_host *h, const char *name)
         result_ignore(file_fsync_dir(dir));
 }
 
+/* The name of the VM a delete renamed to DATASTORE/TRASH (its vm.json's
+ * "name"), for the outcome of the delete's task. Read as plain JSON: the
+ * directory is not where the descriptor's checks expect it. Not through a
+ * link (recovery removes a planted one without reading it). */
+static bool trash_vm_name(struct vm_host *h, const char *trash, char name[VM_NAME_MAX])
+{
+    char path[VM_PATH_MAX];
+    struct stat st;
+    bool found = false;
+    if (!is_ok(vm_path(path, sizeof path, "%s/%s", h->datastore, trash)) ||
+        lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        !is_ok(vm_path(path, sizeof path, "%s/%s/vm.json", h->datastore, trash)) ||
+        lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > VM_DESC_MAX_BYTES) {
+        err_clear();
+        return false;
+    }
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+    const char *v = json_string_value(json_object_get(o, "name"));
+    if (v != NULL && is_ok(vm_check_name("VM", v))) {
+        memcpy(name, v, strlen(v) + 1); /* checked: shorter than VM_NAME_MAX */
+        found = true;
+    }
+    err_clear();
+    json_decref(o);
+    return found;
+}
+
 void vm_host_recover_all(struct vm_host *h)
 {
     DIR *dp = opendir(h->datastore);
@@ -100,7 +202,10 @@ void vm_host_recover_all(struct vm_host *h)
         if (strncmp(e->d_name, ".trash-", 7) == 0) {
             /* A delete renamed the VM away, then stopped: finish it (never
              * through a symbolic link: vm_remove_dir removes the link). */
-            result_ignore(vm_remove_dir(h, e->d_name));
+            char deleted[VM_NAME_MAX];
+            bool named = trash_vm_name(h, e->d_name, deleted);
+            if (is_ok(vm_remove_dir(h, e->d_name)) && named)
+                record(h, deleted, VM_RECOVERY_ROLLED_FORWARD);
             err_clear();
             continue;
         }
@@ -117,9 +222,10 @@ void vm_host_recover_all(struct vm_host *h)
              * directory. Anything else is left for the operator. */
             char dir[VM_PATH_MAX];
             if (is_ok(vm_path(dir, sizeof dir, "%s/%s", h->datastore, names[i])) &&
-                rmdir(dir) == 0)
+                rmdir(dir) == 0) {
                 log_warn("rolled back an interrupted create or clone", LOG_S("vm", names[i]));
-            else
+                record(h, names[i], VM_RECOVERY_ROLLED_BACK);
+            } else
                 log_warn("directory without vm.json left as it is", LOG_S("vm", names[i]));
             err_clear();
             continue;

@@ -502,12 +502,34 @@ RESULT vm_gc(struct vm_host *h, const struct vm_desc *d)
 
 /* --- the three moments of an operation (journal.h) ----------------------- */
 
+/* The generation of NAME's vm.json (0 when there is none yet: a create or
+ * clone), which the journal records so that recovery can tell whether the
+ * operation committed. */
+static RESULT committed_generation(struct vm_host *h, const char *name, uint64_t *out)
+{
+    char path[VM_PATH_MAX];
+    struct stat st;
+    *out = 0;
+    GUARD(vm_path(path, sizeof path, "%s/%s/vm.json", h->datastore, name));
+    if (lstat(path, &st) != 0 && errno == ENOENT)
+        return OK_RESULT;
+    struct vm_desc *d = calloc(1, sizeof *d);
+    ENSURE(d != NULL, ERR_NOMEM);
+    vs_result rc = vm_desc_load(h->datastore, name, d, NULL);
+    if (is_ok(rc))
+        *out = d->generation;
+    free(d);
+    return rc;
+}
+
 RESULT vm_op_begin(struct vm_host *h, const char *name, const char *op, const char *snapshot)
 {
     struct vm_journal j = {0};
     snprintf(j.op, sizeof j.op, "%s", op);
     snprintf(j.snapshot, sizeof j.snapshot, "%s", snapshot != NULL ? snapshot : "");
     vm_time_now(j.started);
+    GUARD(committed_generation(h, name, &j.generation));
+    j.has_generation = true;
     return vm_journal_write(h->datastore, name, &j);
 }
 

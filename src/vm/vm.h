@@ -134,4 +134,24 @@ RESULT vm_keys(struct vm_host *h, json_t **out) __attribute__((nonnull));
 RESULT vm_key_destroy(struct vm_host *h, const char *vm_name, const struct keyprov_ref *ref,
                       json_t **out) __attribute__((nonnull(1, 4)));
 
+/* What recovery did with a VM's interrupted operation since vm_host_open
+ * (journal.h): rolled back (vm.json had not committed it, or a create or
+ * clone never committed and its directory is gone), rolled forward (vm.json
+ * had committed it, a snapshot delete was completed, or a delete whose
+ * directory was already renamed away was finished), pending (a journal is
+ * there but recovery has not finished: the VM is locked until its key can
+ * be fetched, vm_host_tick retries; or recovery failed, see the log), or
+ * none (no interrupted operation). */
+enum vm_recovery {
+    VM_RECOVERY_NONE,
+    VM_RECOVERY_ROLLED_BACK,
+    VM_RECOVERY_ROLLED_FORWARD,
+    VM_RECOVERY_PENDING,
+};
+
+/* The outcome of recovery for VM `vm` (VM_RECOVERY_NONE when there was
+ * nothing to recover). ERR_INVALID_ARG for an invalid VM name. */
+RESULT vm_host_recovery_outcome(struct vm_host *h, const char *vm, enum vm_recovery *out)
+    __attribute__((nonnull));
+
 #endif

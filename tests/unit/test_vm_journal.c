@@ -214,6 +214,57 @@ static void test_malformed(void **state)
     free(text);
 }
 
+/* vm.json's generation when the operation began: recovery's rolled back or
+ * forward. Journals of a vmseald that did not record it still read. */
+static void test_generation(void **state)
+{
+    struct vm_journal j;
+    (void)state;
+    struct vm_journal g = {.op = "encrypt", .started = "2026-11-23T10:00:00Z",
+                           .generation = 41, .has_generation = true};
+    assert_ok(vm_journal_write(ds, "web1", &g));
+    assert_ok(vm_journal_read(ds, "web1", &j));
+    assert_true(j.has_generation);
+    assert_int_equal(j.generation, 41);
+    /* 0: no vm.json yet (create, clone). */
+    g.generation = 0;
+    assert_ok(vm_journal_write(ds, "web1", &g));
+    assert_ok(vm_journal_read(ds, "web1", &j));
+    assert_true(j.has_generation);
+    assert_int_equal(j.generation, 0);
+    /* Without it (the sample, an older vmseald's journal). */
+    assert_ok(vm_journal_write(ds, "web1", &sample));
+    assert_ok(vm_journal_read(ds, "web1", &j));
+    assert_false(j.has_generation);
+    char *text = sample_with(NULL, NULL);
+    write_raw(text, strlen(text));
+    assert_ok(vm_journal_read(ds, "web1", &j));
+    assert_false(j.has_generation);
+    free(text);
+
+    static const char *const bad[] = {"-1", "\"1\"", "1.0", "null", "true",
+                                      "9007199254740992", /* 2^53: VM_DESC_COUNTER_MAX */
+                                      "1e3", NULL};
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        text = sample_with("generation", bad[i]);
+        assert_malformed(text, strlen(text));
+        free(text);
+    }
+    text = sample_with("generation", "9007199254740991");
+    write_raw(text, strlen(text));
+    assert_ok(vm_journal_read(ds, "web1", &j));
+    assert_int_equal(j.generation, 9007199254740991ull);
+    free(text);
+    /* It does not stand in for one of the six. */
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "op", "encrypt", "started",
+                          "2026-11-23T10:00:00Z", "snapshot", "", "merge_from", "",
+                          "merge_into", "", "generation", 3);
+    text = json_dumps(o, 0);
+    json_decref(o);
+    assert_malformed(text, strlen(text));
+    free(text);
+}
+
 static void test_missing_and_remove(void **state)
 {
     struct vm_journal j;
@@ -241,6 +292,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_generation),
         cmocka_unit_test(test_missing_and_remove),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

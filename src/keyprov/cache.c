@@ -173,6 +173,21 @@ void keyprov_cache_evict(struct keyprov_cache *c, const char *provider, const ch
     pthread_rwlock_unlock(&c->lock);
 }
 
+void keyprov_cache_evict_provider(struct keyprov_cache *c, const char *provider)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    for (size_t i = 0; i < c->count;) {
+        if (strcmp(c->entries[i].provider, provider) != 0) {
+            i++;
+            continue;
+        }
+        secret_wipe(c->entries[i].kek, KEYPROV_KEK_LEN);
+        c->free_slots[c->free_count++] = c->entries[i].kek;
+        c->entries[i] = c->entries[--c->count]; /* looked at next */
+    }
+    pthread_rwlock_unlock(&c->lock);
+}
+
 bool keyprov_cache_has(struct keyprov_cache *c, const char *provider, const char *key_id)
 {
     bool found;

@@ -19,6 +19,7 @@
 #include "core/secret.h"
 #include "keyprov/keyprov_internal.h"
 #include "kmip/kmip_defs.h"
+#include "kms/pki_gen.h"
 
 #define KEYPROV_WRAP_KEY_MAX 512
 #define KEYPROV_PASSPHRASE_MIN 8
@@ -102,6 +103,58 @@ bad:
     return err_detail("a key server is HOST:PORT or [IPv6]:PORT (port 1..65535)");
 }
 
+/* Splits a server into its host (without brackets) and port number. */
+static bool keyprov_server_split(const char *s, char host[KEYPROV_SERVER_MAX], unsigned long *port)
+{
+    const char *colon = strrchr(s, ':');
+    const char *h = s;
+    size_t n;
+    char *end;
+
+    if (colon == NULL || colon[1] == '\0')
+        return false;
+    n = (size_t)(colon - s);
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        h = s + 1;
+        n -= 2;
+    }
+    if (n == 0 || n >= KEYPROV_SERVER_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        host[i] = (char)tolower((unsigned char)h[i]);
+    host[n] = '\0';
+    errno = 0;
+    *port = strtoul(colon + 1, &end, 10);
+    return errno == 0 && *end == '\0';
+}
+
+bool keyprov_server_same(const char *a, const char *b)
+{
+    char ha[KEYPROV_SERVER_MAX], hb[KEYPROV_SERVER_MAX];
+    unsigned long pa, pb;
+
+    return keyprov_server_split(a, ha, &pa) && keyprov_server_split(b, hb, &pb) && pa == pb &&
+           strcmp(ha, hb) == 0;
+}
+
+vs_result keyprov_check_servers(const char *const *servers, size_t count)
+{
+    if (count < 1 || count > KEYPROV_MAX_SERVERS) {
+        RAISE(ERR_INVALID_ARG);
+        return err_detail("a standard key provider has 1 to %d servers", KEYPROV_MAX_SERVERS);
+    }
+    for (size_t i = 0; i < count; i++) {
+        GUARD(keyprov_check_server(servers[i]));
+        for (size_t k = 0; k < i; k++) {
+            if (keyprov_server_same(servers[i], servers[k])) {
+                RAISE(ERR_INVALID_ARG);
+                return err_detail("server %s is listed twice", servers[i]);
+            }
+        }
+    }
+    return OK_RESULT;
+}
+
 vs_result keyprov_uuid_v4(char out[KEYPROV_UUID_LEN + 1])
 {
     uint8_t b[16];
@@ -181,7 +234,10 @@ void keyprov_close(struct keyprov **kpp)
     keyprov_sigpipe_block(&sp); /* closing TLS connections writes */
     for (size_t i = 0; i < kp->provider_count; i++)
         keyprov_provider_free(&kp->providers[i]);
+    for (size_t i = 0; i < kp->removed_count; i++)
+        keyprov_provider_free(&kp->removed[i]);
     keyprov_sigpipe_restore(&sp);
+    free(kp->removed);
     free(kp->providers);
     keyprov_cache_free(&kp->cache);
     keyprov_hostkey_free(&kp->hostkey);
@@ -196,8 +252,12 @@ void keyprov_close(struct keyprov **kpp)
  * open, so that the others stay usable and a restore can repair it. */
 static void keyprov_load_provider(struct keyprov *kp, struct keyprov_provider *p)
 {
-    if (p->type != KEYPROV_NATIVE)
-        return; /* a standard provider's files are read when it connects */
+    if (p->type != KEYPROV_NATIVE) {
+        /* What the listing shows of its client identity; the rest is read
+         * when it connects. */
+        keyprov_standard_load_identity(kp, p);
+        return;
+    }
     if (is_ok(keyprov_native_load(kp, p)))
         return;
     p->broken = true;
@@ -259,8 +319,7 @@ out:
 
 /* --- the registry --- */
 
-/* The provider called name, under kp->lock; NULL if none. */
-static struct keyprov_provider *keyprov_lookup(const struct keyprov *kp, const char *name)
+struct keyprov_provider *keyprov_lookup(const struct keyprov *kp, const char *name)
 {
     for (size_t i = 0; i < kp->provider_count; i++)
         if (strcmp(kp->providers[i]->name, name) == 0)
@@ -268,8 +327,7 @@ static struct keyprov_provider *keyprov_lookup(const struct keyprov *kp, const c
     return NULL;
 }
 
-/* The provider called name (NULL: the default). ERR_NOT_FOUND if none. */
-static vs_result keyprov_find(struct keyprov *kp, const char *name, struct keyprov_provider **out)
+vs_result keyprov_find(struct keyprov *kp, const char *name, struct keyprov_provider **out)
 {
     bool no_default;
 
@@ -285,9 +343,7 @@ static vs_result keyprov_find(struct keyprov *kp, const char *name, struct keypr
     return err_detail("no key provider named %.*s", KEYPROV_NAME_MAX, name);
 }
 
-/* Makes p the list's next entry once the registry file says so. Under
- * kp->lock. */
-static vs_result keyprov_commit_new(struct keyprov *kp, struct keyprov_provider **pp)
+vs_result keyprov_commit_new(struct keyprov *kp, struct keyprov_provider **pp)
 {
     struct keyprov_provider *p = *pp;
     const char *def = kp->default_name[0] ? kp->default_name : p->name;
@@ -301,7 +357,7 @@ static vs_result keyprov_commit_new(struct keyprov *kp, struct keyprov_provider 
     return OK_RESULT;
 }
 
-static vs_result keyprov_name_free(const struct keyprov *kp, const char *name)
+vs_result keyprov_name_free(const struct keyprov *kp, const char *name)
 {
     if (keyprov_lookup(kp, name) == NULL)
         return OK_RESULT;
@@ -339,40 +395,43 @@ static vs_result keyprov_add_standard_unguarded(struct keyprov *kp, const char *
 {
     vs_result rc = OK_RESULT;
     struct keyprov_provider *p = NULL;
+    struct keyprov_tls_config t = {0};
     struct err_state why = {0};
     bool answered = false;
-    void *key = NULL;
-    size_t key_len = strnlen(key_pem, KEYPROV_PEM_MAX);
 
     GUARD(keyprov_check_name(name));
-    if (server_count < 1 || server_count > KEYPROV_MAX_SERVERS) {
-        RAISE(ERR_INVALID_ARG);
-        return err_detail("a standard key provider has 1 to %d servers", KEYPROV_MAX_SERVERS);
-    }
-    for (size_t i = 0; i < server_count; i++)
-        GUARD(keyprov_check_server(servers[i]));
-    if (strnlen(ca_pem, KEYPROV_PEM_MAX) >= KEYPROV_PEM_MAX ||
-        strnlen(cert_pem, KEYPROV_PEM_MAX) >= KEYPROV_PEM_MAX || key_len >= KEYPROV_PEM_MAX) {
-        RAISE(ERR_TOO_LARGE);
-        return err_detail("a PEM text is larger than %u bytes", KEYPROV_PEM_MAX);
-    }
+    GUARD(keyprov_check_servers(servers, server_count));
     pthread_mutex_lock(&kp->lock);
     rc = keyprov_name_free(kp, name); /* fail early; checked again below */
     pthread_mutex_unlock(&kp->lock);
     GUARD(rc);
 
-    GUARD(keyprov_provider_new(&p));
+    /* What is stored is the certificates and the key re-encoded, nothing
+     * else that was pasted around them; the key is parsed and kept in
+     * secret memory only (the caller's text may be anywhere). */
+    GUARD_OUT(buf_alloc(&t.ca, 0, KEYPROV_PEM_MAX + 1));
+    GUARD_OUT(buf_alloc(&t.cert, 0, KEYPROV_PEM_MAX + 1));
+    GUARD_OUT(buf_alloc_secret(&t.key, 0, KEYPROV_PEM_MAX + 1));
+    GUARD_OUT(pki_pem_certs_canonical(ca_pem, strnlen(ca_pem, KEYPROV_PEM_MAX + 1),
+                                      KEYPROV_CA_CERTS_MAX, &t.ca, NULL));
+    GUARD_OUT(pki_pem_certs_canonical(cert_pem, strnlen(cert_pem, KEYPROV_PEM_MAX + 1),
+                                      KEYPROV_CHAIN_CERTS_MAX, &t.cert, NULL));
+    GUARD_OUT(pki_pem_key_canonical(key_pem, strnlen(key_pem, KEYPROV_PEM_MAX + 1), &t.key));
+    GUARD_OUT(pki_pem_key_matches((const char *)buf_data(&t.cert), buf_len(&t.cert),
+                                  (const char *)buf_data(&t.key), buf_len(&t.key)));
+    GUARD_OUT(buf_write_u8(&t.ca, 0));
+    GUARD_OUT(buf_write_u8(&t.cert, 0));
+    GUARD_OUT(buf_write_u8(&t.key, 0));
+
+    GUARD_OUT(keyprov_provider_new(&p));
     p->type = KEYPROV_STANDARD;
+    p->trust = KEYPROV_TRUST_CA;
     snprintf(p->name, sizeof(p->name), "%s", name);
     for (size_t i = 0; i < server_count; i++)
         snprintf(p->servers[i], sizeof(p->servers[i]), "%s", servers[i]);
     p->server_count = server_count;
 
-    /* The caller's key text may be anywhere: the TLS library reads it from
-     * a copy in secret memory. */
-    GUARD_OUT(secret_alloc(key_len + 1, &key));
-    memcpy(key, key_pem, key_len);
-    GUARD_OUT(keyprov_standard_connect(p, ca_pem, cert_pem, key, &p->client));
+    GUARD_OUT(keyprov_standard_connect(servers, server_count, &t, 0, &p->client));
     /* Network I/O outside the registry lock. */
     for (size_t i = 0; i < server_count && !answered; i++) {
         struct kmip_version newest;
@@ -390,12 +449,17 @@ static vs_result keyprov_add_standard_unguarded(struct keyprov *kp, const char *
     pthread_mutex_lock(&kp->lock);
     rc = keyprov_name_free(kp, name);
     if (is_ok(rc))
-        rc = keyprov_standard_store(kp, p, ca_pem, cert_pem, key);
+        rc = keyprov_provider_files_clear(kp, name); /* a removed namesake's leftovers */
     if (is_ok(rc))
+        rc = keyprov_standard_store(kp, p, (const char *)buf_data(&t.ca),
+                                    (const char *)buf_data(&t.cert), (const char *)buf_data(&t.key));
+    if (is_ok(rc)) {
+        keyprov_standard_load_identity(kp, p);
         rc = keyprov_commit_new(kp, &p);
+    }
     pthread_mutex_unlock(&kp->lock);
 out:
-    secret_free(&key);
+    keyprov_tls_config_free(&t);
     keyprov_provider_free(&p);
     return rc;
 }
@@ -457,6 +521,16 @@ static void keyprov_fill_info(const struct keyprov *kp, const struct keyprov_pro
     info->server_count = p->server_count;
     for (size_t i = 0; i < p->server_count; i++)
         snprintf(info->servers[i], sizeof(info->servers[i]), "%s", p->servers[i]);
+    if (p->type == KEYPROV_NATIVE) {
+        info->configured = true;
+        return;
+    }
+    info->trust = p->trust;
+    snprintf(info->pinned_sha256, sizeof(info->pinned_sha256), "%s", p->pinned_sha256);
+    info->has_client_cert = p->has_client_cert;
+    info->client_cert = p->client_cert;
+    info->csr_pending = p->csr_pending;
+    info->configured = p->trust != KEYPROV_TRUST_NONE && p->has_client_cert;
 }
 
 vs_result keyprov_list(struct keyprov *kp, struct keyprov_info *infos, size_t cap, size_t *count)
@@ -477,18 +551,25 @@ vs_result keyprov_get_info(struct keyprov *kp, const char *name, struct keyprov_
     pthread_mutex_lock(&kp->lock);
     keyprov_fill_info(kp, p, out);
     pthread_mutex_unlock(&kp->lock);
+    if (p->removed) {
+        RAISE(ERR_NOT_FOUND);
+        return err_detail("key provider %s was removed", name);
+    }
     return OK_RESULT;
 }
 
 /* --- backup and restore --- */
 
-/* Locks p for a use, refusing a broken provider (with the error it had).
- * SIGPIPE stays blocked in this thread until keyprov_unlock: the use may
- * reach a KMS (keyprov_internal.h). The saved mask lives in p, which only
- * this thread touches while it holds the lock. */
-static vs_result keyprov_lock_usable(struct keyprov_provider *p)
+/* The saved SIGPIPE mask lives in p, which only this thread touches while
+ * it holds the lock. */
+vs_result keyprov_lock_usable(struct keyprov_provider *p)
 {
     pthread_mutex_lock(&p->lock);
+    if (p->removed) {
+        pthread_mutex_unlock(&p->lock);
+        RAISE(ERR_NOT_FOUND);
+        return err_detail("key provider %s was removed", p->name);
+    }
     if (p->broken) {
         struct err_state why = p->broken_error;
         pthread_mutex_unlock(&p->lock);
@@ -498,7 +579,7 @@ static vs_result keyprov_lock_usable(struct keyprov_provider *p)
     return OK_RESULT;
 }
 
-static void keyprov_unlock(struct keyprov_provider *p)
+void keyprov_unlock(struct keyprov_provider *p)
 {
     keyprov_sigpipe_restore(&p->sigpipe);
     pthread_mutex_unlock(&p->lock);

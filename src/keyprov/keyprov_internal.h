@@ -14,8 +14,13 @@
  *                             the backed-up flags and providers.json
  *   3. the KEK cache's rwlock (cache.c), innermost
  *
- * Providers are never removed while the handle is open, so a provider
- * pointer found under the registry lock stays valid after it is released.
+ * A removed provider leaves the list but is freed only at close (marked
+ * removed, its client closed), so a provider pointer found under the
+ * registry lock stays valid after it is released; using it then fails.
+ *
+ * A standard provider's configuration (servers, trust, client identity)
+ * changes with both its lock and the registry lock held: a reader holding
+ * either sees it whole.
  */
 #ifndef VMSEAL_KEYPROV_KEYPROV_INTERNAL_H
 #define VMSEAL_KEYPROV_KEYPROV_INTERNAL_H
@@ -37,6 +42,20 @@
 #define KEYPROV_SERVER_MAX 256  /* "host:port", with its NUL */
 #define KEYPROV_MAX_PROVIDERS 256
 #define KEYPROV_PEM_MAX (64u << 10) /* a CA bundle, a certificate chain, a key */
+#define KEYPROV_CA_CERTS_MAX 64       /* certificates in an uploaded CA bundle */
+#define KEYPROV_CHAIN_CERTS_MAX 8     /* a client certificate and its intermediates */
+
+/* A standard provider's files under providers/NAME/. */
+#define KEYPROV_CA_FILE "ca.pem"           /* trust anchors: a CA bundle, or the pinned cert */
+#define KEYPROV_CERT_FILE "cert.pem"       /* our client certificate and its chain */
+#define KEYPROV_KEY_FILE "key.sealed"      /* its key, sealed (KEYPROV_PURPOSE_CLIENT_KEY) */
+#define KEYPROV_CSR_FILE "csr.pem"         /* a pending request */
+#define KEYPROV_CSR_KEY_FILE "csr-key.sealed" /* its key, sealed (KEYPROV_PURPOSE_CSR_KEY) */
+#define KEYPROV_PURPOSE_CLIENT_KEY "standard-client-key"
+#define KEYPROV_PURPOSE_CSR_KEY "standard-csr-key"
+/* A native provider's. */
+#define KEYPROV_ROOT_FILE "root.sealed"
+#define KEYPROV_TOMBSTONE_FILE "destroyed.json"
 
 /* HKDF-SHA256 info prefix of a native KEK; the key ID follows (RFC 5869
  * §3.2: info binds the output to its use). No salt: the root is uniformly
@@ -86,6 +105,10 @@ RESULT keyprov_cache_put(struct keyprov_cache *cache, const char *provider, cons
 void keyprov_cache_evict(struct keyprov_cache *cache, const char *provider, const char *key_id)
     __attribute__((nonnull));
 
+/* Wipes and drops every entry of a provider. */
+void keyprov_cache_evict_provider(struct keyprov_cache *cache, const char *provider)
+    __attribute__((nonnull));
+
 bool keyprov_cache_has(struct keyprov_cache *cache, const char *provider, const char *key_id)
     __attribute__((nonnull));
 
@@ -132,10 +155,18 @@ struct keyprov_provider {
     char (*tombstones)[KEYPROV_KEY_ID_MAX];
     size_t tombstone_count;
 
-    /* standard */
+    /* Removed: no longer listed (keyprov_remove); every use fails. */
+    bool removed;
+
+    /* standard (configuration: see the top of this file) */
     size_t server_count;
     char servers[KEYPROV_MAX_SERVERS][KEYPROV_SERVER_MAX];
-    struct kmip_client *client; /* connected lazily, under lock */
+    enum keyprov_trust trust;                     /* providers.json */
+    char pinned_sha256[KEYPROV_FINGERPRINT_SIZE]; /* providers.json, trust PINNED */
+    bool has_client_cert;                         /* cert.pem and key.sealed are there */
+    struct keyprov_cert_info client_cert;         /* of cert.pem */
+    bool csr_pending;                             /* csr-key.sealed is there */
+    struct kmip_client *client;                   /* connected lazily, under lock */
 };
 
 struct keyprov {
@@ -146,6 +177,8 @@ struct keyprov {
     struct keyprov_provider **providers;
     size_t provider_count;
     char default_name[KEYPROV_NAME_MAX]; /* "" when there is none */
+    struct keyprov_provider **removed;   /* freed at close */
+    size_t removed_count;
 };
 
 /* What each type of provider does; keyprov.c dispatches through a table
@@ -176,6 +209,43 @@ RESULT keyprov_check_name(const char *name) __attribute__((nonnull));
  * letters, digits, '.', '-' (or hex digits and ':' in brackets).
  * ERR_INVALID_ARG with a detail otherwise. */
 RESULT keyprov_check_server(const char *server) __attribute__((nonnull));
+
+/* A list of servers as a standard provider takes it: 1..KEYPROV_MAX_SERVERS,
+ * each valid, no two the same (keyprov_server_same). */
+RESULT keyprov_check_servers(const char *const *servers, size_t count) __attribute__((nonnull));
+
+/* Whether two servers are the same: host names compared without case,
+ * IPv6 with or without brackets ("fd00::5:5696" is [fd00::5]:5696), ports
+ * as numbers. */
+bool keyprov_server_same(const char *a, const char *b) __attribute__((nonnull));
+
+/* --- the registry's operations, shared by keyprov.c and admin.c --- */
+
+/* The provider called name, under kp->lock; NULL if none. */
+struct keyprov_provider *keyprov_lookup(const struct keyprov *kp, const char *name)
+    __attribute__((nonnull));
+
+/* The provider called name (NULL: the default). ERR_NOT_FOUND if none. */
+RESULT keyprov_find(struct keyprov *kp, const char *name, struct keyprov_provider **out)
+    __attribute__((nonnull(1, 3)));
+
+/* ERR_EXISTS if a provider is called name. Under kp->lock. */
+RESULT keyprov_name_free(const struct keyprov *kp, const char *name) __attribute__((nonnull));
+
+/* Makes *pp the list's next entry once the registry file says so (the
+ * first becomes the default); takes it. Under kp->lock. */
+RESULT keyprov_commit_new(struct keyprov *kp, struct keyprov_provider **pp)
+    __attribute__((nonnull));
+
+/* Locks p for a use, refusing a removed or broken provider (with the error
+ * it had). SIGPIPE stays blocked in this thread until keyprov_unlock: the
+ * use may reach a KMS. */
+RESULT keyprov_lock_usable(struct keyprov_provider *p) __attribute__((nonnull));
+void keyprov_unlock(struct keyprov_provider *p) __attribute__((nonnull));
+
+/* Removes what a provider called name may have left in providers/NAME/,
+ * but a native provider's destroyed-keys list (admin.c). Under kp->lock. */
+RESULT keyprov_provider_files_clear(struct keyprov *kp, const char *name) __attribute__((nonnull));
 
 /* A provider with its lock initialised and nothing else; and its release
  * (wipes the root, closes the client). */
@@ -289,16 +359,50 @@ RESULT keyprov_backup_parse_contents(const void *plain, size_t len,
 
 /* --- standard providers (standard.c) --- */
 
-/* A client for p's servers from PEM texts (key_pem in secret memory):
- * checks that they parse and that the key matches the certificate. */
-RESULT keyprov_standard_connect(const struct keyprov_provider *p, const char *ca_pem,
-                                const char *cert_pem, const char *key_pem, struct kmip_client **out)
-    __attribute__((nonnull));
+/* What a standard provider connects with: PEM texts, NUL-terminated (key
+ * in secret memory), and the pin. */
+struct keyprov_tls_config {
+    struct buf ca;   /* trust anchors */
+    struct buf cert; /* client certificate and chain */
+    struct buf key;  /* secret */
+    char pinned_sha256[KEYPROV_FINGERPRINT_SIZE]; /* "" unless trust is PINNED */
+};
+void keyprov_tls_config_free(struct keyprov_tls_config *t);
+
+/* Reads p's trust anchors, client certificate and unsealed key into t.
+ * ERR_PROVIDER ("not configured ...") unless trust is set both ways.
+ * Called with p->lock or kp->lock held (or on a snapshot of p). */
+RESULT keyprov_standard_load_tls(struct keyprov *kp, const struct keyprov_provider *p,
+                                 struct keyprov_tls_config *t) __attribute__((nonnull));
+
+/* A client for servers[0..count) with t: checks that the PEMs parse and
+ * that the key matches the certificate. timeout_ms 0: the default. */
+RESULT keyprov_standard_connect(const char *const *servers, size_t count,
+                                const struct keyprov_tls_config *t, int timeout_ms,
+                                struct kmip_client **out) __attribute__((nonnull));
 
 /* Writes p's files: the PEMs, and the client key sealed under the host key. */
 RESULT keyprov_standard_store(struct keyprov *kp, const struct keyprov_provider *p,
                               const char *ca_pem, const char *cert_pem, const char *key_pem)
     __attribute__((nonnull));
+
+/* Reads what p keeps on disk of its client identity into p (has_client_cert,
+ * client_cert, csr_pending). At open, and after a change. */
+void keyprov_standard_load_identity(struct keyprov *kp, struct keyprov_provider *p)
+    __attribute__((nonnull));
+
+/* Seals (purpose, p's name) and writes a key file atomically (0600). */
+RESULT keyprov_standard_write_sealed(struct keyprov *kp, const char *name, const char *file,
+                                     const char *purpose, const void *key, size_t len)
+    __attribute__((nonnull));
+
+/* Removes a file of provider name; a missing one is fine. */
+RESULT keyprov_remove_file(struct keyprov *kp, const char *name, const char *file)
+    __attribute__((nonnull));
+
+/* Closes p's connection (under p->lock), so that the next use reconnects
+ * with what is configured now. */
+void keyprov_standard_disconnect(struct keyprov_provider *p) __attribute__((nonnull));
 
 /* Discover Versions on a fresh connection to server i. p->lock held. */
 RESULT keyprov_standard_probe(struct keyprov *kp, struct keyprov_provider *p, size_t server)

@@ -30,8 +30,6 @@
 #include "keyprov/keyprov_internal.h"
 #include "kmip/kmip_defs.h"
 
-#define KEYPROV_ROOT_FILE "root.sealed"
-#define KEYPROV_TOMBSTONE_FILE "destroyed.json"
 #define KEYPROV_SEALED_MAX 1024
 #define KEYPROV_TOMBSTONE_FILE_MAX (16u << 20)
 #define KEYPROV_TOMBSTONES_MAX 100000

@@ -8,9 +8,15 @@
  *     "default": "nkp",
  *     "providers": [
  *       {"name": "nkp", "type": "native", "id": "<uuid>", "backed_up": true},
- *       {"name": "kms", "type": "standard", "servers": ["kms1:5696", "kms2:5696"]}
+ *       {"name": "kms", "type": "standard", "servers": ["kms1:5696", "kms2:5696"],
+ *        "trust": "pinned", "pinned_sha256": "<64 hex digits>"}
  *     ]
  *   }
+ *
+ * A standard provider's "trust" is "none" (created with servers only),
+ * "ca" or "pinned" (then with "pinned_sha256"). Files written before trust
+ * could be set from the API have no "trust": their providers were created
+ * with a CA, which is what its absence means.
  *
  * Read strictly, through jansson, every field checked against a table:
  * an unknown field, a missing or mistyped one, a duplicate key or name, a
@@ -35,18 +41,31 @@ enum keyprov_field_type { FIELD_STRING, FIELD_INTEGER, FIELD_BOOLEAN, FIELD_ARRA
 struct keyprov_field {
     const char *key;
     enum keyprov_field_type type;
+    bool optional;
 };
 
-/* Every field of each object, all required: what keyprov_registry_save
- * writes (the default is left out when there is none). */
-static const struct keyprov_field keyprov_top_fields[] = {
-    {"version", FIELD_INTEGER}, {"default", FIELD_STRING}, {"providers", FIELD_ARRAY}};
-static const struct keyprov_field keyprov_native_fields[] = {{"name", FIELD_STRING},
-                                                             {"type", FIELD_STRING},
-                                                             {"id", FIELD_STRING},
-                                                             {"backed_up", FIELD_BOOLEAN}};
+/* Every field of each object: what keyprov_registry_save writes (the
+ * default is left out when there is none; see above for trust). */
+static const struct keyprov_field keyprov_top_fields[] = {{"version", FIELD_INTEGER, false},
+                                                          {"default", FIELD_STRING, true},
+                                                          {"providers", FIELD_ARRAY, false}};
+static const struct keyprov_field keyprov_native_fields[] = {{"name", FIELD_STRING, false},
+                                                             {"type", FIELD_STRING, false},
+                                                             {"id", FIELD_STRING, false},
+                                                             {"backed_up", FIELD_BOOLEAN, false}};
 static const struct keyprov_field keyprov_standard_fields[] = {
-    {"name", FIELD_STRING}, {"type", FIELD_STRING}, {"servers", FIELD_ARRAY}};
+    {"name", FIELD_STRING, false},
+    {"type", FIELD_STRING, false},
+    {"servers", FIELD_ARRAY, false},
+    {"trust", FIELD_STRING, true},
+    {"pinned_sha256", FIELD_STRING, true}};
+
+/* providers.json's names of the trust modes. */
+static const char *const keyprov_trust_names[] = {
+    [KEYPROV_TRUST_NONE] = "none",
+    [KEYPROV_TRUST_CA] = "ca",
+    [KEYPROV_TRUST_PINNED] = "pinned",
+};
 
 static const char *const keyprov_field_type_names[] = {
     [FIELD_STRING] = "a string",
@@ -77,11 +96,10 @@ static vs_result keyprov_registry_refuse(const char *path, const char *where, co
     return err_detail("%s: %s%s%s", path, where, where[0] ? ": " : "", what);
 }
 
-/* obj has exactly the fields of the table (optional_key may be absent),
- * each of its type. */
+/* obj has exactly the fields of the table (the optional ones may be
+ * absent), each of its type. */
 static vs_result keyprov_check_fields(const char *path, const char *where, const json_t *obj,
-                                      const struct keyprov_field *fields, size_t n,
-                                      const char *optional_key)
+                                      const struct keyprov_field *fields, size_t n)
 {
     const char *key;
     json_t *v;
@@ -105,8 +123,7 @@ static vs_result keyprov_check_fields(const char *path, const char *where, const
         }
     }
     for (size_t i = 0; i < n; i++) {
-        if (json_object_get(obj, fields[i].key) == NULL &&
-            (optional_key == NULL || strcmp(fields[i].key, optional_key) != 0)) {
+        if (json_object_get(obj, fields[i].key) == NULL && !fields[i].optional) {
             snprintf(what, sizeof(what), "\"%s\" is missing", fields[i].key);
             return keyprov_registry_refuse(path, where, what);
         }
@@ -129,6 +146,39 @@ static vs_result keyprov_get_string(const char *path, const char *where, const j
     return OK_RESULT;
 }
 
+/* A standard provider's "trust" and "pinned_sha256". */
+static vs_result keyprov_registry_read_trust(const char *path, const char *where,
+                                             const json_t *obj, struct keyprov_provider *p)
+{
+    const json_t *trust = json_object_get(obj, "trust");
+    const json_t *pin = json_object_get(obj, "pinned_sha256");
+    size_t t = KEYPROV_TRUST_CA; /* written before the field existed */
+
+    if (trust != NULL) {
+        for (t = 0; t < sizeof(keyprov_trust_names) / sizeof(keyprov_trust_names[0]); t++)
+            if (strcmp(json_string_value(trust), keyprov_trust_names[t]) == 0)
+                break;
+        if (t == sizeof(keyprov_trust_names) / sizeof(keyprov_trust_names[0]))
+            return keyprov_registry_refuse(path, where,
+                                           "\"trust\" must be \"none\", \"ca\" or \"pinned\"");
+    }
+    p->trust = (enum keyprov_trust)t;
+    if ((pin != NULL) != (p->trust == KEYPROV_TRUST_PINNED))
+        return keyprov_registry_refuse(path, where,
+                                       "\"pinned_sha256\" goes with \"trust\": \"pinned\", and only there");
+    if (pin != NULL) {
+        const char *hex = json_string_value(pin);
+        bool ok = json_string_length(pin) == KEYPROV_FINGERPRINT_SIZE - 1;
+        for (size_t i = 0; ok && i < KEYPROV_FINGERPRINT_SIZE - 1; i++)
+            ok = (hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f');
+        if (!ok)
+            return keyprov_registry_refuse(path, where,
+                                           "\"pinned_sha256\" is not 64 lower-case hex digits");
+        memcpy(p->pinned_sha256, hex, KEYPROV_FINGERPRINT_SIZE);
+    }
+    return OK_RESULT;
+}
+
 static vs_result keyprov_registry_read_provider(const char *path, const char *where,
                                                 const json_t *obj, struct keyprov_provider *p)
 {
@@ -137,8 +187,7 @@ static vs_result keyprov_registry_read_provider(const char *path, const char *wh
 
     if (strcmp(type_name, keyprov_native_ops.name) == 0) {
         GUARD(keyprov_check_fields(path, where, obj, keyprov_native_fields,
-                                   sizeof(keyprov_native_fields) / sizeof(keyprov_native_fields[0]),
-                                   NULL));
+                                   sizeof(keyprov_native_fields) / sizeof(keyprov_native_fields[0])));
         p->type = KEYPROV_NATIVE;
         GUARD(keyprov_get_string(path, where, obj, "id", p->id, sizeof(p->id)));
         if (!keyprov_is_uuid(p->id))
@@ -147,8 +196,9 @@ static vs_result keyprov_registry_read_provider(const char *path, const char *wh
     } else if (strcmp(type_name, keyprov_standard_ops.name) == 0) {
         GUARD(keyprov_check_fields(
             path, where, obj, keyprov_standard_fields,
-            sizeof(keyprov_standard_fields) / sizeof(keyprov_standard_fields[0]), NULL));
+            sizeof(keyprov_standard_fields) / sizeof(keyprov_standard_fields[0])));
         p->type = KEYPROV_STANDARD;
+        GUARD(keyprov_registry_read_trust(path, where, obj, p));
         const json_t *servers = json_object_get(obj, "servers");
         size_t n = json_array_size(servers);
         if (n < 1 || n > KEYPROV_MAX_SERVERS)
@@ -206,8 +256,7 @@ vs_result keyprov_registry_parse(struct keyprov *kp, const char *path, const voi
         goto out;
     }
     GUARD_OUT(keyprov_check_fields(path, "", root, keyprov_top_fields,
-                                   sizeof(keyprov_top_fields) / sizeof(keyprov_top_fields[0]),
-                                   "default"));
+                                   sizeof(keyprov_top_fields) / sizeof(keyprov_top_fields[0])));
     if (json_integer_value(json_object_get(root, "version")) != KEYPROV_REGISTRY_VERSION) {
         rc = keyprov_registry_refuse(path, "", "unsupported \"version\" (this vmseal reads 1)");
         goto out;
@@ -269,8 +318,14 @@ static json_t *keyprov_registry_encode_provider(const struct keyprov_provider *p
     }
     if (servers == NULL)
         return NULL;
-    o = json_pack("{s:s, s:s, s:o}", "name", p->name, "type", keyprov_standard_ops.name, "servers",
-                  servers); /* "o" steals servers, even on failure */
+    o = json_pack("{s:s, s:s, s:o, s:s}", "name", p->name, "type", keyprov_standard_ops.name,
+                  "servers", servers, "trust",
+                  keyprov_trust_names[p->trust]); /* "o" steals servers, even on failure */
+    if (o != NULL && p->trust == KEYPROV_TRUST_PINNED &&
+        json_object_set_new(o, "pinned_sha256", json_string(p->pinned_sha256)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     return o;
 }
 

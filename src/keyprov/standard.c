@@ -3,12 +3,17 @@
  * KMIP cluster, reached with the src/kmip client (mutual TLS, servers
  * tried in order).
  *
- *   providers/NAME/ca.pem        the CA that signs the servers' certificates
- *   providers/NAME/cert.pem      our client certificate (and its chain)
- *   providers/NAME/key.sealed    our client key, sealed under the host key
- *                                for ("standard-client-key", NAME): it is
- *                                never on disk in clear, and reaches the
- *                                TLS library from secret memory
+ *   providers/NAME/ca.pem          what we trust the servers by: a CA bundle,
+ *                                  or (trust "pinned") the one certificate the
+ *                                  operator confirmed, its SHA-256 in
+ *                                  providers.json
+ *   providers/NAME/cert.pem        our client certificate (and its chain)
+ *   providers/NAME/key.sealed      our client key, sealed under the host key
+ *                                  for ("standard-client-key", NAME): it is
+ *                                  never on disk in clear, and reaches the
+ *                                  TLS library from secret memory
+ *   providers/NAME/csr.pem         a pending certificate request (admin.c),
+ *   providers/NAME/csr-key.sealed  and its key, sealed ("standard-csr-key")
  *
  * A new KEK is made as vCenter makes one (tests/data/vcenter-7.0.3): Create
  * AES-256 (Encrypt|Decrypt), Activate, then the descriptive attributes
@@ -25,111 +30,232 @@
  *
  * One kmip_client per provider, created on first use; every call on it is
  * made with the provider's lock held, so calls to one provider are
- * serialized and calls to different providers are not.
+ * serialized and calls to different providers are not. A change of
+ * configuration (admin.c) closes it.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/file.h"
 #include "core/log.h"
 #include "core/secret.h"
 #include "keyprov/keyprov_internal.h"
 #include "kmip/kmip_defs.h"
+#include "kms/pki_gen.h"
 
 #ifndef VMSEAL_VERSION
 #error "VMSEAL_VERSION must be defined by the build (src/keyprov/CMakeLists.txt)"
 #endif
 
-#define KEYPROV_CA_FILE "ca.pem"
-#define KEYPROV_CERT_FILE "cert.pem"
-#define KEYPROV_KEY_FILE "key.sealed"
-#define KEYPROV_PURPOSE_CLIENT_KEY "standard-client-key"
 #define KEYPROV_KMIP_TIMEOUT_MS 10000
+#define KEYPROV_SEALED_KEY_MAX (KEYPROV_PEM_MAX + 64)
 
-/* Reads a PEM file into b, NUL-terminated. */
-static vs_result keyprov_read_pem(const struct keyprov *kp, const struct keyprov_provider *p,
-                                  const char *file, struct buf *b)
+/* Reads a file of p into b (allocated here), NUL-terminated. */
+static vs_result keyprov_read_text(const struct keyprov *kp, const char *name, const char *file,
+                                   struct buf *b, bool secret)
 {
     char path[4096];
 
-    GUARD(keyprov_path(kp, p->name, file, path, sizeof(path)));
+    GUARD(keyprov_path(kp, name, file, path, sizeof(path)));
+    GUARD(secret ? buf_alloc_secret(b, 0, KEYPROV_PEM_MAX + 1)
+                 : buf_alloc(b, 0, KEYPROV_PEM_MAX + 1));
     GUARD(file_read_all(path, KEYPROV_PEM_MAX, b));
     return buf_write_u8(b, 0);
 }
 
-vs_result keyprov_standard_connect(const struct keyprov_provider *p, const char *ca_pem,
-                                   const char *cert_pem, const char *key_pem,
+/* Opens a sealed key file of provider name into b (a new secret buf),
+ * NUL-terminated. */
+static vs_result keyprov_read_sealed(const struct keyprov *kp, const char *name, const char *file,
+                                     const char *purpose, struct buf *b)
+{
+    vs_result rc = OK_RESULT;
+    struct buf sealed = {0};
+    char path[4096];
+
+    GUARD(keyprov_path(kp, name, file, path, sizeof(path)));
+    GUARD(buf_alloc(&sealed, 0, KEYPROV_SEALED_KEY_MAX));
+    GUARD_OUT(buf_alloc_secret(b, 0, KEYPROV_SEALED_KEY_MAX));
+    GUARD_OUT(file_read_all(path, KEYPROV_SEALED_KEY_MAX, &sealed));
+    GUARD_OUT(keyprov_hostkey_open(kp->hostkey, purpose, name, "", buf_data(&sealed),
+                                   buf_len(&sealed), b));
+    GUARD_OUT(buf_write_u8(b, 0));
+out:
+    buf_free(&sealed);
+    return rc;
+}
+
+void keyprov_tls_config_free(struct keyprov_tls_config *t)
+{
+    buf_free(&t->ca);
+    buf_free(&t->cert);
+    buf_free(&t->key); /* wiped */
+    t->pinned_sha256[0] = '\0';
+}
+
+vs_result keyprov_standard_load_tls(struct keyprov *kp, const struct keyprov_provider *p,
+                                    struct keyprov_tls_config *t)
+{
+    vs_result rc = OK_RESULT;
+
+    memset(t, 0, sizeof(*t));
+    if (p->trust == KEYPROV_TRUST_NONE || !p->has_client_cert) {
+        RAISE(ERR_PROVIDER);
+        return err_detail("key provider %s is not configured: %s", p->name,
+                          p->trust == KEYPROV_TRUST_NONE
+                              ? "its servers are not trusted yet (upload their CA, or confirm "
+                                "and trust a server's certificate)"
+                              : "it has no client certificate yet (make a self-signed one or a "
+                                "CSR, or upload a certificate and key)");
+    }
+    GUARD_OUT(keyprov_read_text(kp, p->name, KEYPROV_CA_FILE, &t->ca, false));
+    GUARD_OUT(keyprov_read_text(kp, p->name, KEYPROV_CERT_FILE, &t->cert, false));
+    GUARD_OUT(keyprov_read_sealed(kp, p->name, KEYPROV_KEY_FILE, KEYPROV_PURPOSE_CLIENT_KEY,
+                                  &t->key));
+    if (p->trust == KEYPROV_TRUST_PINNED)
+        snprintf(t->pinned_sha256, sizeof(t->pinned_sha256), "%s", p->pinned_sha256);
+out:
+    if (!is_ok(rc))
+        keyprov_tls_config_free(t);
+    return rc;
+}
+
+vs_result keyprov_standard_connect(const char *const *servers, size_t count,
+                                   const struct keyprov_tls_config *t, int timeout_ms,
                                    struct kmip_client **out)
 {
     struct kmip_client_config cfg = {
-        .server_count = p->server_count,
-        .ca_pem = ca_pem,
-        .cert_pem = cert_pem,
-        .key_pem = key_pem,
-        .timeout_ms = KEYPROV_KMIP_TIMEOUT_MS,
+        .server_count = count,
+        .ca_pem = (const char *)buf_data(&t->ca),
+        .cert_pem = (const char *)buf_data(&t->cert),
+        .key_pem = (const char *)buf_data(&t->key),
+        .pinned_sha256 = t->pinned_sha256[0] != '\0' ? t->pinned_sha256 : NULL,
+        .timeout_ms = timeout_ms > 0 ? timeout_ms : KEYPROV_KMIP_TIMEOUT_MS,
     };
 
-    for (size_t i = 0; i < p->server_count; i++)
-        cfg.servers[i] = p->servers[i];
+    ENSURE(count >= 1 && count <= KEYPROV_MAX_SERVERS, ERR_INVALID_ARG);
+    for (size_t i = 0; i < count; i++)
+        cfg.servers[i] = servers[i];
     return kmip_client_new(&cfg, out);
 }
 
-vs_result keyprov_standard_store(struct keyprov *kp, const struct keyprov_provider *p,
-                                 const char *ca_pem, const char *cert_pem, const char *key_pem)
+vs_result keyprov_standard_write_sealed(struct keyprov *kp, const char *name, const char *file,
+                                        const char *purpose, const void *key, size_t len)
 {
     vs_result rc = OK_RESULT;
     char path[4096];
     struct buf sealed = {0};
 
-    GUARD(keyprov_path(kp, p->name, NULL, path, sizeof(path)));
-    GUARD(file_mkdir(path, 0700));
-    GUARD(buf_alloc(&sealed, 0, KEYPROV_PEM_MAX + 64));
-    GUARD_OUT(keyprov_hostkey_seal(kp->hostkey, KEYPROV_PURPOSE_CLIENT_KEY, p->name, "", key_pem,
-                                   strlen(key_pem), &sealed));
-    GUARD_OUT(keyprov_path(kp, p->name, KEYPROV_KEY_FILE, path, sizeof(path)));
+    GUARD(buf_alloc(&sealed, 0, KEYPROV_SEALED_KEY_MAX));
+    GUARD_OUT(keyprov_hostkey_seal(kp->hostkey, purpose, name, "", key, len, &sealed));
+    GUARD_OUT(keyprov_path(kp, name, file, path, sizeof(path)));
     GUARD_OUT(file_write_atomic(path, buf_data(&sealed), buf_len(&sealed), 0600));
-    /* Certificates are public. */
-    GUARD_OUT(keyprov_path(kp, p->name, KEYPROV_CA_FILE, path, sizeof(path)));
-    GUARD_OUT(file_write_atomic(path, ca_pem, strlen(ca_pem), 0644));
-    GUARD_OUT(keyprov_path(kp, p->name, KEYPROV_CERT_FILE, path, sizeof(path)));
-    GUARD_OUT(file_write_atomic(path, cert_pem, strlen(cert_pem), 0644));
 out:
     buf_free(&sealed);
     return rc;
+}
+
+vs_result keyprov_remove_file(struct keyprov *kp, const char *name, const char *file)
+{
+    char path[4096];
+
+    GUARD(keyprov_path(kp, name, file, path, sizeof(path)));
+    if (unlink(path) != 0 && errno != ENOENT) {
+        int e = errno;
+        RAISE(ERR_IO);
+        err_detail("removing %s", path);
+        return err_errno(e);
+    }
+    return OK_RESULT;
+}
+
+vs_result keyprov_standard_store(struct keyprov *kp, const struct keyprov_provider *p,
+                                 const char *ca_pem, const char *cert_pem, const char *key_pem)
+{
+    char path[4096];
+
+    GUARD(keyprov_path(kp, p->name, NULL, path, sizeof(path)));
+    GUARD(file_mkdir(path, 0700));
+    /* The key first: a crash in between leaves a key without its
+     * certificate (refused as a mismatch), never a certificate whose key
+     * is missing or someone else's. */
+    GUARD(keyprov_standard_write_sealed(kp, p->name, KEYPROV_KEY_FILE, KEYPROV_PURPOSE_CLIENT_KEY,
+                                        key_pem, strlen(key_pem)));
+    /* Certificates are public. */
+    GUARD(keyprov_path(kp, p->name, KEYPROV_CA_FILE, path, sizeof(path)));
+    GUARD(file_write_atomic(path, ca_pem, strlen(ca_pem), 0644));
+    GUARD(keyprov_path(kp, p->name, KEYPROV_CERT_FILE, path, sizeof(path)));
+    return file_write_atomic(path, cert_pem, strlen(cert_pem), 0644);
+}
+
+void keyprov_standard_load_identity(struct keyprov *kp, struct keyprov_provider *p)
+{
+    struct buf cert = {0};
+    struct pki_cert_summary s;
+    char path[4096];
+    struct stat st;
+
+    p->has_client_cert = false;
+    p->csr_pending = false;
+    memset(&p->client_cert, 0, sizeof(p->client_cert));
+    if (is_ok(keyprov_path(kp, p->name, KEYPROV_CSR_KEY_FILE, path, sizeof(path))))
+        p->csr_pending = stat(path, &st) == 0;
+    if (!is_ok(keyprov_path(kp, p->name, KEYPROV_KEY_FILE, path, sizeof(path))) ||
+        stat(path, &st) != 0) {
+        err_clear();
+        return;
+    }
+    if (!is_ok(keyprov_read_text(kp, p->name, KEYPROV_CERT_FILE, &cert, false))) {
+        err_clear();
+        buf_free(&cert);
+        return;
+    }
+    p->has_client_cert = true;
+    if (is_ok(pki_pem_summary((const char *)buf_data(&cert), buf_len(&cert) - 1, &s))) {
+        snprintf(p->client_cert.subject, sizeof(p->client_cert.subject), "%s", s.subject);
+        snprintf(p->client_cert.issuer, sizeof(p->client_cert.issuer), "%s", s.issuer);
+        snprintf(p->client_cert.not_before, sizeof(p->client_cert.not_before), "%s",
+                 s.not_before);
+        snprintf(p->client_cert.not_after, sizeof(p->client_cert.not_after), "%s", s.not_after);
+        snprintf(p->client_cert.sha256, sizeof(p->client_cert.sha256), "%s", s.sha256);
+    } else {
+        log_warn("a key provider's client certificate does not parse; it will fail to connect",
+                 LOG_S("provider", p->name), LOG_ERR());
+        err_clear();
+    }
+    buf_free(&cert);
+}
+
+void keyprov_standard_disconnect(struct keyprov_provider *p)
+{
+    struct keyprov_sigpipe sp;
+
+    if (p->client == NULL)
+        return;
+    keyprov_sigpipe_block(&sp); /* closing a TLS connection writes */
+    kmip_client_free(&p->client);
+    keyprov_sigpipe_restore(&sp);
 }
 
 /* p->client, created from the provider's files on first use. */
 static vs_result keyprov_standard_client(struct keyprov *kp, struct keyprov_provider *p)
 {
     vs_result rc = OK_RESULT;
-    struct buf ca = {0}, cert = {0}, sealed = {0}, key = {0};
-    char path[4096];
+    struct keyprov_tls_config t;
+    const char *servers[KEYPROV_MAX_SERVERS];
 
     if (p->client != NULL)
         return OK_RESULT;
-    GUARD_OUT(buf_alloc(&ca, 0, KEYPROV_PEM_MAX + 1));
-    GUARD_OUT(buf_alloc(&cert, 0, KEYPROV_PEM_MAX + 1));
-    GUARD_OUT(buf_alloc(&sealed, 0, KEYPROV_PEM_MAX + 64));
-    GUARD_OUT(buf_alloc_secret(&key, 0, KEYPROV_PEM_MAX + 64));
-    GUARD_OUT(keyprov_read_pem(kp, p, KEYPROV_CA_FILE, &ca));
-    GUARD_OUT(keyprov_read_pem(kp, p, KEYPROV_CERT_FILE, &cert));
-    GUARD_OUT(keyprov_path(kp, p->name, KEYPROV_KEY_FILE, path, sizeof(path)));
-    GUARD_OUT(file_read_all(path, KEYPROV_PEM_MAX + 64, &sealed));
-    GUARD_OUT(keyprov_hostkey_open(kp->hostkey, KEYPROV_PURPOSE_CLIENT_KEY, p->name, "",
-                                   buf_data(&sealed), buf_len(&sealed), &key));
-    GUARD_OUT(buf_write_u8(&key, 0));
-    GUARD_OUT(keyprov_standard_connect(p, (const char *)buf_data(&ca),
-                                       (const char *)buf_data(&cert), (const char *)buf_data(&key),
-                                       &p->client));
-out:
-    buf_free(&key); /* wiped */
-    buf_free(&sealed);
-    buf_free(&cert);
-    buf_free(&ca);
+    GUARD(keyprov_standard_load_tls(kp, p, &t));
+    for (size_t i = 0; i < p->server_count; i++)
+        servers[i] = p->servers[i];
+    rc = keyprov_standard_connect(servers, p->server_count, &t, 0, &p->client);
+    keyprov_tls_config_free(&t);
     return rc;
 }
 
@@ -165,7 +291,7 @@ static void keyprov_standard_describe(struct keyprov_provider *p, const char *ui
         {"x-Vendor", "vmseal"},
         {"x-Product", "vmseal"},
         {"x-Product_Version", VMSEAL_VERSION},
-        {"x-Component", "Virtual Machine"},
+        {"x-Component", purpose->component != NULL ? purpose->component : "Virtual Machine"},
         {"x-Name", purpose->vm_name},
         {"x-Identifier", purpose->vm_uuid},
     };

@@ -31,6 +31,7 @@ struct kmip_client {
     char *servers[KMIP_CLIENT_MAX_SERVERS];
     size_t server_count;
     char *server_name;
+    char pinned_sha256[2 * CRYPTO_SHA256_LEN + 1]; /* "" when not pinning */
     struct kmip_version version;
     int timeout_ms;
     SSL_CTX *ctx;
@@ -189,6 +190,15 @@ vs_result kmip_client_new(const struct kmip_client_config *cfg, struct kmip_clie
     ENSURE_OUT(c->ctx != NULL, ERR_NOMEM);
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    if (cfg->pinned_sha256 != NULL) {
+        ENSURE_OUT(strlen(cfg->pinned_sha256) == sizeof(c->pinned_sha256) - 1, ERR_INVALID_ARG);
+        memcpy(c->pinned_sha256, cfg->pinned_sha256, sizeof(c->pinned_sha256));
+        /* A certificate of the trust store ends the chain even when it is
+         * not self-signed: the pinned leaf is its own anchor. */
+        ENSURE_OUT(X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(c->ctx),
+                                               X509_V_FLAG_PARTIAL_CHAIN) == 1,
+                   ERR_CRYPTO);
+    }
     if (cfg->ca_pem != NULL)
         GUARD_OUT(kmip_client_load_ca_pem(c->ctx, cfg->ca_pem));
     else if (SSL_CTX_load_verify_locations(c->ctx, cfg->ca_file, NULL) != 1) {
@@ -289,6 +299,29 @@ static int kmip_client_tcp(struct kmip_client *c, const char *host, const char *
     return fd;
 }
 
+/* Pinning: whether the server presented exactly the pinned certificate.
+ * Verification already required a chain to the trust store, which holds
+ * the pinned certificate; this also refuses one that chains to another
+ * anchor someone added to the same store. */
+static bool kmip_client_pin_ok(const struct kmip_client *c)
+{
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    unsigned char *der = NULL;
+    uint8_t digest[CRYPTO_SHA256_LEN];
+    char hex[sizeof(c->pinned_sha256)];
+    int len;
+    bool ok;
+
+    if (peer == NULL || (len = i2d_X509(peer, &der)) <= 0)
+        return false;
+    ok = is_ok(crypto_sha256(der, (size_t)len, digest)) &&
+         is_ok(hex_encode(digest, sizeof(digest), hex, sizeof(hex))) &&
+         strcmp(hex, c->pinned_sha256) == 0;
+    OPENSSL_free(der);
+    err_clear();
+    return ok;
+}
+
 static bool kmip_client_connect(struct kmip_client *c, size_t i)
 {
     char host[256], port[16];
@@ -305,7 +338,8 @@ static bool kmip_client_connect(struct kmip_client *c, size_t i)
     }
     c->ssl = SSL_new(c->ctx);
     const char *name = c->server_name ? c->server_name : host;
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set1_host(c->ssl, name) != 1 ||
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+        (c->pinned_sha256[0] == '\0' && SSL_set1_host(c->ssl, name) != 1) ||
         SSL_set_tlsext_host_name(c->ssl, name) != 1) {
         kmip_client_note(c, i, "TLS setup failed");
         kmip_client_disconnect(c);
@@ -322,6 +356,11 @@ static bool kmip_client_connect(struct kmip_client *c, size_t i)
             ERR_error_string_n(e, reason, sizeof(reason));
         ERR_clear_error();
         kmip_client_note(c, i, reason);
+        kmip_client_disconnect(c);
+        return false;
+    }
+    if (c->pinned_sha256[0] != '\0' && !kmip_client_pin_ok(c)) {
+        kmip_client_note(c, i, "server certificate: not the pinned certificate");
         kmip_client_disconnect(c);
         return false;
     }

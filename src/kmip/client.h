@@ -39,6 +39,13 @@ struct kmip_client_config {
     const char *cert_pem;        /* the certificate, then any intermediates */
     const char *key_pem;         /* unencrypted PEM private key */
     const char *server_name;     /* name to verify in server certificates; NULL: the host */
+    /* Pinning: the lower-case hex SHA-256 of the one server certificate to
+     * accept (as `openssl x509 -fingerprint -sha256` prints it, without the
+     * colons). When set, ca_pem/ca_file may hold that certificate itself as
+     * the trust anchor (X509_V_FLAG_PARTIAL_CHAIN), a server presenting any
+     * other certificate is refused, and the host name is not checked: the
+     * operator confirmed this exact certificate, whatever it names. */
+    const char *pinned_sha256;
     struct kmip_version version; /* {0,0}: 1.4 */
     int timeout_ms;              /* connect and each I/O; 0: 10 s */
 };

@@ -12,7 +12,9 @@
 
 /* kp: key providers (cmd_kp.c) */
 cli_command_fn cli_cmd_kp_add_native, cli_cmd_kp_add_standard, cli_cmd_kp_backup,
-    cli_cmd_kp_restore, cli_cmd_kp_list, cli_cmd_kp_set_default;
+    cli_cmd_kp_restore, cli_cmd_kp_list, cli_cmd_kp_set_default, cli_cmd_kp_add, cli_cmd_kp_remove,
+    cli_cmd_kp_server_add, cli_cmd_kp_server_remove, cli_cmd_kp_server_cert, cli_cmd_kp_trust,
+    cli_cmd_kp_client_self_signed, cli_cmd_kp_client_csr, cli_cmd_kp_client_cert;
 
 /* vm: virtual machines (cmd_vm.c) */
 cli_command_fn cli_cmd_vm_create, cli_cmd_vm_list, cli_cmd_vm_info, cli_cmd_vm_encrypt,

@@ -45,6 +45,22 @@ static vs_result cli_report_provider(struct cli_ctx *ctx, json_t *answer, const 
     return OK_RESULT;
 }
 
+/* Prints an answer {"provider": provider}: the provider with --json, else
+ * the line `said`. */
+static vs_result cli_report_provider_line(struct cli_ctx *ctx, json_t *answer, const char *said)
+{
+    json_t *provider;
+    const char *name;
+    char safe[1024];
+
+    GUARD(cli_json_field(answer, "provider", JSON_OBJECT, false, &provider));
+    GUARD(cli_json_string(provider, "name", false, &name));
+    if (ctx->json)
+        return cli_emit_json(ctx, provider);
+    fprintf(ctx->out, "%s\n", cli_sanitize(said, safe, sizeof(safe)));
+    return OK_RESULT;
+}
+
 vs_result cli_cmd_kp_add_native(struct cli_ctx *ctx, const struct cli_args *a)
 {
     vs_result rc = OK_RESULT;
@@ -225,18 +241,69 @@ out:
     return rc;
 }
 
+/* A provider's servers: strings ("host:port"), or objects with their
+ * health ({"address", "status", "versions", "error", "latency_ms"}) since
+ * key provider administration; either is taken. */
+static vs_result cli_kp_server(const json_t *s, const char **address, json_t **health)
+{
+    *health = NULL;
+    if (json_is_string(s)) {
+        *address = json_string_value(s);
+        return OK_RESULT;
+    }
+    GUARD(cli_json_string(s, "address", false, address));
+    *health = (json_t *)s;
+    return OK_RESULT;
+}
+
+/* One row of the health table for server s of provider name. */
+static vs_result cli_kp_health_row(struct cli_table *t, const char *name, const char *address,
+                                   const json_t *h, bool *added)
+{
+    const char *status, *error;
+    json_t *versions, *latency, *v;
+    char vtext[128] = "", ltext[32] = "-";
+    size_t k, used = 0;
+
+    GUARD(cli_json_string(h, "status", true, &status));
+    GUARD(cli_json_string(h, "error", true, &error));
+    GUARD(cli_json_field(h, "versions", JSON_ARRAY, true, &versions));
+    GUARD(cli_json_field(h, "latency_ms", JSON_INTEGER, true, &latency));
+    *added = false;
+    if (status == NULL)
+        return OK_RESULT; /* not checked */
+    json_array_foreach(versions, k, v)
+    {
+        ENSURE(json_is_string(v), ERR_INVALID_ARG);
+        int w = snprintf(vtext + used, sizeof(vtext) - used, "%s%s", k ? "," : "",
+                         json_string_value(v));
+        if (w < 0 || (size_t)w >= sizeof(vtext) - used)
+            break;
+        used += (size_t)w;
+    }
+    if (latency != NULL && strcmp(status, "ok") == 0)
+        snprintf(ltext, sizeof(ltext), "%" JSON_INTEGER_FORMAT " ms", json_integer_value(latency));
+    const char *row[] = {address, name, status, used ? vtext : "-", ltext, error};
+    GUARD(cli_table_add(t, row));
+    *added = true;
+    return OK_RESULT;
+}
+
 vs_result cli_cmd_kp_list(struct cli_ctx *ctx, const struct cli_args *a)
 {
     static const char *const headers[] = {"NAME", "TYPE", "DEFAULT", "BACKED UP / SERVERS"};
+    static const char *const health_headers[] = {"KEY SERVER", "PROVIDER", "STATUS",
+                                                 "KMIP VERSIONS", "LATENCY", "ERROR"};
     vs_result rc = OK_RESULT;
     json_t *answer = NULL, *list, *p;
-    struct cli_table *table = NULL;
-    size_t i;
+    struct cli_table *table = NULL, *health = NULL;
+    size_t i, checked = 0;
 
     (void)a;
     GUARD_OUT(cli_api_call(ctx, "GET", "/v1/providers", NULL, 0, &answer));
     GUARD_OUT(cli_json_field(answer, "providers", JSON_ARRAY, false, &list));
     GUARD_OUT(cli_table_new(4, headers, &table));
+    GUARD_OUT(cli_table_new(6, health_headers, &health));
     json_array_foreach(list, i, p)
     {
         const char *name, *type;
@@ -251,12 +318,18 @@ vs_result cli_cmd_kp_list(struct cli_ctx *ctx, const struct cli_args *a)
             snprintf(column, sizeof(column), "%s", json_is_true(backed_up) ? "yes" : "no");
         } else if (servers != NULL) {
             size_t k, used = 0;
-            json_t *s;
+            json_t *s, *h;
             json_array_foreach(servers, k, s)
             {
-                ENSURE_OUT(json_is_string(s), ERR_INVALID_ARG);
+                const char *address;
+                GUARD_OUT(cli_kp_server(s, &address, &h));
+                if (h != NULL) {
+                    bool added;
+                    GUARD_OUT(cli_kp_health_row(health, name, address, h, &added));
+                    checked += added;
+                }
                 int w = snprintf(column + used, sizeof(column) - used, "%s%s", k ? "," : "",
-                                 json_string_value(s));
+                                 address);
                 if (w < 0 || (size_t)w >= sizeof(column) - used)
                     break;
                 used += (size_t)w;
@@ -265,14 +338,22 @@ vs_result cli_cmd_kp_list(struct cli_ctx *ctx, const struct cli_args *a)
         const char *row[] = {name, type, json_is_true(is_default) ? "yes" : "", column};
         GUARD_OUT(cli_table_add(table, row));
     }
-    if (ctx->json)
+    if (ctx->json) {
         GUARD_OUT(cli_emit_json(ctx, answer));
-    else
+    } else {
         cli_table_print(table, ctx->out);
+        /* Each key server's health (Discover Versions over a fresh
+         * connection), when vmseald checked it. */
+        if (checked > 0) {
+            fputc('\n', ctx->out);
+            cli_table_print(health, ctx->out);
+        }
+    }
 out:
     if (rc.code == ERR_INVALID_ARG && err_last()->detail[0] == '\0')
         err_detail("malformed answer from vmseald: a provider's servers are not strings");
     cli_table_free(&table);
+    cli_table_free(&health);
     json_decref(answer);
     return rc;
 }
@@ -295,17 +376,26 @@ out:
 
 /* --- host --- */
 
-/* Prints the scalar fields of obj as key: value lines, in its order;
- * objects and arrays are left to --json. */
-static void cli_print_scalars(struct cli_ctx *ctx, const json_t *obj)
+/* Prints the scalar fields of obj as key: value lines, in its order, "_"
+ * read as a space; an object's scalars under "KEY SUBKEY" (prefix), one
+ * level deep; arrays are left to --json. */
+static void cli_print_scalars(struct cli_ctx *ctx, const json_t *obj, const char *prefix)
 {
     const char *key;
     json_t *v;
-    char text[64];
+    char text[64], label[128];
 
     json_object_foreach((json_t *)obj, key, v)
     {
         const char *value = text;
+        snprintf(label, sizeof(label), "%s%s%s", prefix, prefix[0] ? " " : "", key);
+        for (char *p = label; *p != '\0'; p++)
+            if (*p == '_')
+                *p = ' ';
+        if (json_is_object(v) && prefix[0] == '\0') {
+            cli_print_scalars(ctx, v, label);
+            continue;
+        }
         if (json_is_string(v))
             value = json_string_value(v);
         else if (json_is_boolean(v))
@@ -316,11 +406,6 @@ static void cli_print_scalars(struct cli_ctx *ctx, const json_t *obj)
             value = "-";
         else
             continue;
-        char label[64];
-        snprintf(label, sizeof(label), "%s", key);
-        for (char *p = label; *p != '\0'; p++)
-            if (*p == '_')
-                *p = ' ';
         cli_print_kv(ctx->out, label, value, CLI_KV_WIDTH);
     }
 }
@@ -336,7 +421,7 @@ vs_result cli_cmd_host_show(struct cli_ctx *ctx, const struct cli_args *a)
     if (ctx->json)
         GUARD_OUT(cli_emit_json(ctx, host));
     else
-        cli_print_scalars(ctx, host);
+        cli_print_scalars(ctx, host, "");
 out:
     json_decref(answer);
     return rc;
@@ -355,9 +440,325 @@ vs_result cli_cmd_host_enable_encryption(struct cli_ctx *ctx, const struct cli_a
         GUARD_OUT(cli_emit_json(ctx, host));
     } else {
         fprintf(ctx->out, "the host is in encryption mode\n");
-        cli_print_scalars(ctx, host);
+        cli_print_scalars(ctx, host, "");
     }
 out:
+    json_decref(body);
+    json_decref(answer);
+    return rc;
+}
+
+/* --- key provider administration (Cryptographer.ManageKeyServers) --- */
+
+vs_result cli_cmd_kp_add(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    const char *type = cli_str(a, CLI_OPT_TYPE);
+    uint64_t pems = CLI_BIT(CA) | CLI_BIT(CERT) | CLI_BIT(KEY);
+
+    if (strcmp(type, "native") == 0) {
+        if (a->given & (CLI_BIT(SERVER) | pems))
+            return cli_usage_error(ctx, "a native provider takes no --server, --ca, --cert or "
+                                        "--key");
+        return cli_cmd_kp_add_native(ctx, a);
+    }
+    if (strcmp(type, "standard") != 0)
+        return cli_usage_error(ctx, "--type: '%s' is neither native nor standard", type);
+    if (!cli_has(a, CLI_OPT_SERVER))
+        return cli_usage_error(ctx, "a standard provider needs --server HOST:PORT");
+    if ((a->given & pems) == pems)
+        return cli_cmd_kp_add_standard(ctx, a);
+    if ((a->given & pems) != 0)
+        return cli_usage_error(ctx, "--ca, --cert and --key go together (or none of them: then "
+                                    "kp server-cert, kp trust and kp client establish trust)");
+
+    /* vCenter's way: the servers now, trust in both directions afterwards. */
+    vs_result rc = OK_RESULT;
+    const struct cli_value *sv = &a->opt[CLI_OPT_SERVER];
+    json_t *servers = json_array(), *body = NULL, *answer = NULL;
+
+    ENSURE_OUT(servers != NULL, ERR_NOMEM);
+    for (unsigned i = 0; i < sv->count; i++) {
+        if (!is_ok(cli_check_host_port(sv->text[i]))) {
+            rc = cli_usage_prefix(ctx, "--server");
+            goto out;
+        }
+        ENSURE_OUT(json_array_append_new(servers, json_string(sv->text[i])) == 0, ERR_NOMEM);
+    }
+    body = json_pack("{s:s, s:s, s:O}", "name", a->arg[0], "type", "standard", "servers", servers);
+    GUARD_OUT(cli_body_check(ctx, body));
+    GUARD_OUT(cli_api_call(ctx, "POST", "/v1/providers", body, 0, &answer));
+    GUARD_OUT(cli_report_provider(ctx, answer, "created"));
+    if (!ctx->json)
+        fprintf(ctx->out,
+                "next: vmseal kp server-cert %s, then vmseal kp trust %s ..., and a client "
+                "certificate: vmseal kp client self-signed|csr|cert %s ...\n",
+                a->arg[0], a->arg[0], a->arg[0]);
+out:
+    json_decref(servers);
+    json_decref(body);
+    json_decref(answer);
+    return rc;
+}
+
+vs_result cli_cmd_kp_remove(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    char path[256], said[256];
+
+    GUARD(cli_path(path, sizeof(path), 2, "providers", a->arg[0]));
+    snprintf(said, sizeof(said), "removed key provider %s", a->arg[0]);
+    return cli_call_and_say(ctx, "DELETE", path, NULL, 0, NULL, said, NULL);
+}
+
+vs_result cli_cmd_kp_server_add(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    json_t *body = NULL, *answer = NULL;
+    char path[256], done[256];
+
+    if (!is_ok(cli_check_host_port(a->arg[1])))
+        return cli_usage_prefix(ctx, "HOST:PORT");
+    body = json_pack("{s:s}", "address", a->arg[1]);
+    GUARD_OUT(cli_body_check(ctx, body));
+    GUARD_OUT(cli_path(path, sizeof(path), 3, "providers", a->arg[0], "servers"));
+    GUARD_OUT(cli_api_call(ctx, "POST", path, body, 0, &answer));
+    snprintf(done, sizeof(done), "added key server %s to", a->arg[1]);
+    GUARD_OUT(cli_report_provider(ctx, answer, done));
+out:
+    json_decref(body);
+    json_decref(answer);
+    return rc;
+}
+
+vs_result cli_cmd_kp_server_remove(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    json_t *answer = NULL;
+    char path[384], done[256];
+
+    if (!is_ok(cli_check_host_port(a->arg[1])))
+        return cli_usage_prefix(ctx, "HOST:PORT");
+    GUARD_OUT(cli_path(path, sizeof(path), 4, "providers", a->arg[0], "servers", a->arg[1]));
+    GUARD_OUT(cli_api_call(ctx, "DELETE", path, NULL, 0, &answer));
+    snprintf(done, sizeof(done), "removed key server %s from", a->arg[1]);
+    GUARD_OUT(cli_report_provider(ctx, answer, done));
+out:
+    json_decref(answer);
+    return rc;
+}
+
+/* Writes text (len bytes, from the answer) to a new file path (0600,
+ * never overwriting). The path is checked before anything is asked of
+ * the server: pass check_only first, then the text. */
+static vs_result cli_kp_write_new(const char *path, const char *text, size_t len)
+{
+    int fd;
+    vs_result rc;
+
+    GUARD(cli_file_create(path, &fd));
+    rc = cli_file_finish(path, fd, text, len);
+    if (!is_ok(rc))
+        (void)unlink(path);
+    return rc;
+}
+
+static vs_result cli_kp_out_free(const char *path)
+{
+    if (access(path, F_OK) == 0) {
+        vs_result rc = RAISE(ERR_EXISTS);
+        err_detail("%s exists: vmseal never overwrites a file", path);
+        return rc;
+    }
+    return OK_RESULT;
+}
+
+vs_result cli_cmd_kp_server_cert(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    const char *out_file = cli_str(a, CLI_OPT_OUT), *server = cli_str(a, CLI_OPT_SERVER);
+    json_t *body = json_object(), *answer = NULL, *sc, *chain;
+    const char *address, *subject, *issuer, *not_before, *not_after, *sha256, *colons, *pem;
+    char path[256];
+
+    ENSURE_OUT(body != NULL, ERR_NOMEM);
+    if (a->opt[CLI_OPT_SERVER].count > 1)
+        GUARD_OUT(cli_usage_error(ctx, "kp server-cert asks one server: one --server"));
+    if (server != NULL) {
+        if (!is_ok(cli_check_host_port(server))) {
+            rc = cli_usage_prefix(ctx, "--server");
+            goto out;
+        }
+        ENSURE_OUT(json_object_set_new(body, "address", json_string(server)) == 0, ERR_NOMEM);
+    }
+    if (out_file != NULL)
+        GUARD_OUT(cli_kp_out_free(out_file));
+    GUARD_OUT(cli_path(path, sizeof(path), 3, "providers", a->arg[0], "server-certificate"));
+    GUARD_OUT(cli_api_call(ctx, "POST", path, body, 0, &answer));
+    GUARD_OUT(cli_json_field(answer, "server_certificate", JSON_OBJECT, false, &sc));
+    GUARD_OUT(cli_json_string(sc, "address", true, &address));
+    GUARD_OUT(cli_json_string(sc, "subject", false, &subject));
+    GUARD_OUT(cli_json_string(sc, "issuer", false, &issuer));
+    GUARD_OUT(cli_json_string(sc, "not_before", false, &not_before));
+    GUARD_OUT(cli_json_string(sc, "not_after", false, &not_after));
+    GUARD_OUT(cli_json_string(sc, "sha256", false, &sha256));
+    GUARD_OUT(cli_json_string(sc, "sha256_colons", true, &colons));
+    GUARD_OUT(cli_json_field(sc, "chain_length", JSON_INTEGER, true, &chain));
+    GUARD_OUT(cli_json_string(sc, "pem", false, &pem));
+    if (out_file != NULL)
+        GUARD_OUT(cli_kp_write_new(out_file, pem, strlen(pem)));
+    if (ctx->json) {
+        GUARD_OUT(cli_emit_json(ctx, sc));
+        goto out;
+    }
+    cli_print_kv(ctx->out, "server", address, CLI_KV_WIDTH);
+    cli_print_kv(ctx->out, "subject", subject, CLI_KV_WIDTH);
+    cli_print_kv(ctx->out, "issuer", issuer, CLI_KV_WIDTH);
+    cli_print_kv(ctx->out, "not before", not_before, CLI_KV_WIDTH);
+    cli_print_kv(ctx->out, "not after", not_after, CLI_KV_WIDTH);
+    cli_print_kv(ctx->out, "SHA-256", colons != NULL ? colons : sha256, CLI_KV_WIDTH);
+    if (chain != NULL) {
+        char n[32];
+        snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, json_integer_value(chain));
+        cli_print_kv(ctx->out, "chain length", n, CLI_KV_WIDTH);
+    }
+    if (out_file != NULL) {
+        char safe[PATH_MAX];
+        fprintf(ctx->out, "wrote the certificate to %s\n",
+                cli_sanitize(out_file, safe, sizeof(safe)));
+    }
+    fprintf(ctx->out,
+            "compare the fingerprint with the key server's own; if it matches: vmseal kp trust "
+            "%s --server-cert FILE --fingerprint %s\n",
+            a->arg[0], sha256);
+out:
+    json_decref(body);
+    json_decref(answer);
+    return rc;
+}
+
+/* 64 hex digits, ':' allowed between pairs (as openssl prints them). */
+static bool cli_kp_fingerprint_ok(const char *text)
+{
+    size_t digits = 0;
+    for (const char *p = text; *p != '\0'; p++) {
+        bool hex = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F');
+        if (hex)
+            digits++;
+        else if (*p != ':')
+            return false;
+    }
+    return digits == 64;
+}
+
+vs_result cli_cmd_kp_trust(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    struct buf pem = {0};
+    json_t *body = NULL, *answer = NULL;
+    char path[256];
+    bool ca = cli_has(a, CLI_OPT_CA);
+    const char *fingerprint = cli_str(a, CLI_OPT_FINGERPRINT);
+    char said[1024];
+
+    if (!ca && !cli_kp_fingerprint_ok(fingerprint))
+        return cli_usage_error(ctx, "--fingerprint: '%s' is not a SHA-256 fingerprint (64 hex "
+                                    "digits, ':' allowed)",
+                               fingerprint);
+    GUARD_OUT(cli_path(path, sizeof(path), 3, "providers", a->arg[0], "trust"));
+    GUARD_OUT(cli_read_pem(cli_str(a, ca ? CLI_OPT_CA : CLI_OPT_SERVER_CERT), CLI_PEM_LIMIT,
+                           false, &pem));
+    if (ca)
+        body = json_pack("{s:s%}", "ca_pem", (const char *)buf_data(&pem), buf_len(&pem));
+    else
+        body = json_pack("{s:s%, s:s}", "server_certificate_pem", (const char *)buf_data(&pem),
+                         buf_len(&pem), "fingerprint", fingerprint);
+    GUARD_OUT(cli_body_check(ctx, body));
+    GUARD_OUT(cli_api_call(ctx, "POST", path, body, 0, &answer));
+    if (ca)
+        snprintf(said, sizeof(said), "%s trusts the key servers whose certificates %s signed",
+                 a->arg[0], cli_str(a, CLI_OPT_CA));
+    else
+        snprintf(said, sizeof(said), "%s trusts the key server certificate %s (SHA-256 %s)",
+                 a->arg[0], cli_str(a, CLI_OPT_SERVER_CERT), fingerprint);
+    GUARD_OUT(cli_report_provider_line(ctx, answer, said));
+out:
+    buf_free(&pem);
+    json_decref(body);
+    json_decref(answer);
+    return rc;
+}
+
+/* kp client self-signed and kp client csr: POST .../client/WHAT {} and
+ * write the answer's PEM (field) to --out. */
+static vs_result cli_kp_client_pem(struct cli_ctx *ctx, const struct cli_args *a,
+                                   const char *what, const char *field, const char *said)
+{
+    vs_result rc = OK_RESULT;
+    const char *out_file = cli_str(a, CLI_OPT_OUT), *pem;
+    json_t *body = json_object(), *answer = NULL, *provider;
+    char path[256];
+
+    ENSURE_OUT(body != NULL, ERR_NOMEM);
+    GUARD_OUT(cli_kp_out_free(out_file));
+    GUARD_OUT(cli_path(path, sizeof(path), 4, "providers", a->arg[0], "client", what));
+    GUARD_OUT(cli_api_call(ctx, "POST", path, body, 0, &answer));
+    GUARD_OUT(cli_json_field(answer, "provider", JSON_OBJECT, false, &provider));
+    GUARD_OUT(cli_json_string(answer, field, false, &pem));
+    GUARD_OUT(cli_kp_write_new(out_file, pem, strlen(pem)));
+    if (ctx->json) {
+        GUARD_OUT(cli_emit_json(ctx, answer));
+    } else {
+        char safe[PATH_MAX], name[128];
+        fprintf(ctx->out, "%s: %s written to %s\n", cli_sanitize(a->arg[0], name, sizeof(name)),
+                said, cli_sanitize(out_file, safe, sizeof(safe)));
+    }
+out:
+    json_decref(body);
+    json_decref(answer);
+    return rc;
+}
+
+vs_result cli_cmd_kp_client_self_signed(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    return cli_kp_client_pem(ctx, a, "self-signed", "certificate_pem",
+                             "a new self-signed client certificate (its key stays in vmseald); "
+                             "make the key server trust it,");
+}
+
+vs_result cli_cmd_kp_client_csr(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    return cli_kp_client_pem(ctx, a, "csr", "csr_pem",
+                             "a certificate request (its key stays in vmseald); have the key "
+                             "server's CA sign it, then vmseal kp client cert NAME --cert FILE;");
+}
+
+vs_result cli_cmd_kp_client_cert(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    vs_result rc = OK_RESULT;
+    struct buf cert = {0}, key = {0};
+    json_t *body = NULL, *answer = NULL;
+    char path[256], said[1024];
+    bool with_key = cli_has(a, CLI_OPT_KEY);
+
+    GUARD_OUT(cli_path(path, sizeof(path), 4, "providers", a->arg[0], "client", "certificate"));
+    GUARD_OUT(cli_read_pem(cli_str(a, CLI_OPT_CERT), CLI_PEM_LIMIT, false, &cert));
+    if (with_key)
+        GUARD_OUT(cli_read_pem(cli_str(a, CLI_OPT_KEY), CLI_KEY_PEM_LIMIT, true, &key));
+    body = json_pack("{s:s%}", "certificate_pem", (const char *)buf_data(&cert), buf_len(&cert));
+    GUARD_OUT(cli_body_check(ctx, body));
+    if (with_key) {
+        /* The key's copy inside jansson is wiped when freed (cli_json_init). */
+        json_t *k = json_stringn((const char *)buf_data(&key), buf_len(&key));
+        buf_free(&key);
+        if (k == NULL || json_object_set_new(body, "key_pem", k) != 0)
+            GUARD_OUT(cli_usage_error(ctx, "--key is not valid UTF-8 text"));
+    }
+    GUARD_OUT(cli_api_call(ctx, "POST", path, body, CLI_BODY_SECRET, &answer));
+    snprintf(said, sizeof(said), "%s uses the client certificate %s%s", a->arg[0],
+             cli_str(a, CLI_OPT_CERT), with_key ? " and its key (delete the key file now)" : "");
+    GUARD_OUT(cli_report_provider_line(ctx, answer, said));
+out:
+    buf_free(&cert);
+    buf_free(&key);
     json_decref(body);
     json_decref(answer);
     return rc;

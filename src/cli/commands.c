@@ -48,6 +48,61 @@ const struct cli_command cli_commands[] = {
     {.name = "kp default", .args = "NAME", .synopsis = "",
      .summary = "the same as kp set-default",
      .run = cli_cmd_kp_set_default, .min_args = 1, .max_args = 1},
+    {.name = "kp add", .args = "NAME",
+     .synopsis = "--type native | --type standard --server HOST:PORT [--server HOST:PORT]... "
+                 "[--ca FILE --cert FILE --key FILE]",
+     .summary = "create a key provider",
+     .help = "--type native: as kp add-native. --type standard with --ca, --cert and --key: as\n"
+             "kp add-standard. --type standard with the servers only (vCenter's way): trust\n"
+             "comes afterwards, in both directions: kp server-cert and kp trust for the\n"
+             "servers' certificate, kp client self-signed, csr or cert for vmseald's own.",
+     .run = cli_cmd_kp_add, .min_args = 1, .max_args = 1,
+     .options = B(TYPE) | B(SERVER) | B(CA) | B(CERT) | B(KEY), .required = B(TYPE)},
+    {.name = "kp remove", .args = "NAME", .synopsis = "",
+     .summary = "remove a key provider (refused while a VM uses it)", .run = cli_cmd_kp_remove,
+     .min_args = 1, .max_args = 1},
+    {.name = "kp server add", .args = "NAME HOST:PORT", .synopsis = "",
+     .summary = "add a key server to a standard provider's cluster",
+     .run = cli_cmd_kp_server_add, .min_args = 2, .max_args = 2},
+    {.name = "kp server remove", .args = "NAME HOST:PORT", .synopsis = "",
+     .summary = "remove a key server from a standard provider's cluster",
+     .run = cli_cmd_kp_server_remove, .min_args = 2, .max_args = 2},
+    {.name = "kp server-cert", .args = "NAME", .synopsis = "[--server HOST:PORT] [--out FILE]",
+     .summary = "fetch a key server's certificate and show its fingerprint",
+     .help = "vmseald connects to the server (default: the provider's first) and shows the\n"
+             "certificate it presents: subject, issuer, validity and SHA-256 fingerprint.\n"
+             "--out writes it (PEM) to a new FILE. Compare the fingerprint with the one the key\n"
+             "server shows, then: vmseal kp trust NAME --server-cert FILE --fingerprint HEX.",
+     .run = cli_cmd_kp_server_cert, .min_args = 1, .max_args = 1,
+     .options = B(SERVER) | B(OUT)},
+    {.name = "kp trust", .args = "NAME",
+     .synopsis = "--ca FILE | --server-cert FILE --fingerprint HEX",
+     .summary = "make a standard provider trust its key servers",
+     .help = "--ca: the servers' certificates must be signed by this CA (PEM). --server-cert\n"
+             "with --fingerprint: pin that certificate (as kp server-cert wrote it), after you\n"
+             "confirmed its SHA-256 fingerprint (64 hex digits, ':' allowed).",
+     .run = cli_cmd_kp_trust, .min_args = 1, .max_args = 1,
+     .options = B(CA) | B(SERVER_CERT) | B(FINGERPRINT), .exactly_one = B(CA) | B(SERVER_CERT),
+     .needs = {{B(SERVER_CERT), B(FINGERPRINT)}, {B(FINGERPRINT), B(SERVER_CERT)}}},
+    {.name = "kp client self-signed", .args = "NAME", .synopsis = "--out FILE",
+     .summary = "give a standard provider a self-signed client certificate",
+     .help = "vmseald makes the key and the certificate; the key never leaves it. FILE gets\n"
+             "the certificate, for the key server to trust.",
+     .run = cli_cmd_kp_client_self_signed, .min_args = 1, .max_args = 1, .options = B(OUT),
+     .required = B(OUT)},
+    {.name = "kp client csr", .args = "NAME", .synopsis = "--out FILE",
+     .summary = "make a certificate request for the key server's CA to sign",
+     .help = "vmseald makes the key and the request; the key never leaves it. Have the key\n"
+             "server's CA sign FILE, then: vmseal kp client cert NAME --cert SIGNED.crt.",
+     .run = cli_cmd_kp_client_csr, .min_args = 1, .max_args = 1, .options = B(OUT),
+     .required = B(OUT)},
+    {.name = "kp client cert", .args = "NAME", .synopsis = "--cert FILE [--key FILE]",
+     .summary = "give a standard provider its client certificate (and key)",
+     .help = "Without --key: the certificate signed from kp client csr. With --key: a\n"
+             "certificate and key made elsewhere; the key is read into locked memory, sealed\n"
+             "by vmseald, and should then be deleted here.",
+     .run = cli_cmd_kp_client_cert, .min_args = 1, .max_args = 1, .options = B(CERT) | B(KEY),
+     .required = B(CERT)},
 
     /* --- virtual machines --- */
     {.name = "vm create", .args = "NAME",

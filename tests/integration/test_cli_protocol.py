@@ -919,8 +919,30 @@ ADMIN_COMMANDS = [
      "asked task t-1 to stop: it ends cancelled once its operation has rolled back "
      "(vmseal task watch t-1)\n", "task"),
     (["host", "enable-encryption"], "POST", "/v1/host/encryption", {},
-     (200, {"host": {"name": "h1", "encryption_mode": True}}),
-     "the host is in encryption mode\nname:             h1\nencryption mode:  yes\n", "host"),
+     (200, {"host": {"name": "h1", "encryption_mode": "safe"}}),
+     "the host is in encryption mode\nname:             h1\nencryption mode:  safe\n", "host"),
+    (["kp", "add", "native2", "--type", "native"], "POST", "/v1/providers",
+     {"name": "native2", "type": "native"}, (201, {"provider": dict(NATIVE, name="native2")}),
+     "created native key provider native2 (the default)\n"
+     "back it up before relying on it: vmseal kp backup native2 --to FILE\n", "provider"),
+    (["kp", "add", "kms", "--type", "standard", "--server", "kms1:5696", "--server",
+      "[::1]:5696"], "POST", "/v1/providers",
+     {"name": "kms", "type": "standard", "servers": ["kms1:5696", "[::1]:5696"]},
+     (201, {"provider": STANDARD}),
+     "created standard key provider kms\nnext: vmseal kp server-cert kms, then vmseal kp trust "
+     "kms ..., and a client certificate: vmseal kp client self-signed|csr|cert kms ...\n",
+     "provider"),
+    (["kp", "remove", "kms"], "DELETE", "/v1/providers/kms", None, (200, {"removed": "kms"}),
+     "removed key provider kms\n", None),
+    (["kp", "server", "add", "kms", "kms3:5696"], "POST", "/v1/providers/kms/servers",
+     {"address": "kms3:5696"}, (201, {"provider": STANDARD}),
+     "added key server kms3:5696 to standard key provider kms\n", "provider"),
+    (["kp", "server", "remove", "kms", "kms2:5696"], "DELETE",
+     "/v1/providers/kms/servers/kms2%3A5696", None, (200, {"provider": STANDARD}),
+     "removed key server kms2:5696 from standard key provider kms\n", "provider"),
+    (["kp", "default", "kms"], "POST", "/v1/providers/kms/default", {},
+     (200, {"provider": dict(STANDARD, default=True)}), "kms is now the default key provider\n",
+     "provider"),
 ]
 
 
@@ -1049,12 +1071,19 @@ def test_vm_info_folder_and_policy(vmseal, fake):
 
 
 def test_host_show(vmseal, fake):
-    host = {"name": "h1", "encryption_mode": False, "host_key_provider": None,
-            "providers": ["n1"]}
+    host = {"name": "h1", "encryption_mode": "safe",
+            "host_key": {"provider": "n1", "key_id": "k-9", "created": "2026-11-23T10:00:00Z",
+                         "created_by": "root"},
+            "providers": 2, "vms": 3, "flags": ["x"]}
     fake.on("GET", "/v1/host", (200, {"host": host}))
     assert ok(vmseal("host", "show")).splitlines() == [
-        "name:             h1", "encryption mode:  no", "host key provider: -"]
+        "name:             h1", "encryption mode:  safe", "host key provider: n1",
+        "host key key id:  k-9", "host key created: 2026-11-23T10:00:00Z",
+        "host key created by: root", "providers:        2", "vms:              3"]
     assert json.loads(ok(vmseal("host", "show", "--json"))) == host
+    fake.on("GET", "/v1/host", (200, {"host": dict(host, encryption_mode="none",
+                                                   host_key=None)}))
+    assert "host key:         -" in ok(vmseal("host", "show")).splitlines()
 
 
 def test_admin_usage_errors(vmseal, fake, workdir):
@@ -1566,3 +1595,152 @@ def test_ca_from_the_environment(cli, https, tls, workdir):
            env={"VMSEAL_SERVER": https.url, "VMSEAL_CA": tls[0]}))
     with open(cli.store) as f:
         assert json.load(f)[https.url]["ca"] == tls[0]
+
+
+# --- key provider administration ----------------------------------------------------
+
+FINGERPRINT = "ab" * 32
+SERVER_CERT = {"address": "kms1:5696", "subject": "CN=kms1", "issuer": "CN=vmseal-kms CA",
+               "not_before": "2026-01-01T00:00:00Z", "not_after": "2028-01-01T00:00:00Z",
+               "sha256": FINGERPRINT, "sha256_colons": ":".join(["AB"] * 32), "chain_length": 2,
+               "pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}
+
+
+def test_kp_list_health(vmseal, fake):
+    kms = dict(STANDARD, trust="ca", servers=[
+        {"address": "kms1:5696", "status": "ok", "versions": ["2.1", "1.4"], "error": None,
+         "latency_ms": 3},
+        {"address": "kms2:5696", "status": "unreachable", "versions": [],
+         "error": "connection refused", "latency_ms": 0}])
+    unchecked = dict(STANDARD, name="kms9", servers=[{"address": "kms9:5696", "status": None}])
+    fake.on("GET", "/v1/providers", (200, {"providers": [NATIVE, kms, unchecked]}))
+    assert ok(vmseal("kp", "list")).splitlines() == [
+        "NAME     TYPE      DEFAULT  BACKED UP / SERVERS",
+        "native1  native    yes      no",
+        "kms      standard           kms1:5696,kms2:5696",
+        "kms9     standard           kms9:5696",
+        "",
+        "KEY SERVER  PROVIDER  STATUS       KMIP VERSIONS  LATENCY  ERROR",
+        "kms1:5696   kms       ok           2.1,1.4        3 ms     -",
+        "kms2:5696   kms       unreachable  -              -        connection refused",
+    ]
+    fake.on("GET", "/v1/providers", (200, {"providers": [dict(kms, servers=[{"status": "ok"}])]}))
+    p = vmseal("kp", "list")
+    assert p.returncode == 1 and b"field 'address' is missing" in p.stderr
+
+
+def test_kp_add_refusals(vmseal, fake, workdir):
+    _pem(workdir, "ca.pem", "CERTIFICATE")
+    cases = [
+        (["kp", "add", "k"], "needs --type TYPE"),
+        (["kp", "add", "k", "--type", "fancy"], "--type: 'fancy' is neither native nor standard"),
+        (["kp", "add", "k", "--type", "standard"], "needs --server HOST:PORT"),
+        (["kp", "add", "k", "--type", "native", "--server", "kms1:5696"], "takes no --server"),
+        (["kp", "add", "k", "--type", "standard", "--server", "kms1:5696", "--ca", "ca.pem"],
+         "--ca, --cert and --key go together"),
+        (["kp", "add", "k", "--type", "standard", "--server", "kms1"],
+         "--server: 'kms1' is not HOST:PORT"),
+        (["kp", "server", "add", "k", "kms1"], "HOST:PORT: 'kms1' is not HOST:PORT"),
+        (["kp", "trust", "k"], "needs one of --ca or --server-cert"),
+        (["kp", "trust", "k", "--ca", "ca.pem", "--server-cert", "c.pem", "--fingerprint",
+          FINGERPRINT], "--ca and --server-cert cannot be used together"),
+        (["kp", "trust", "k", "--server-cert", "c.pem"], "--server-cert needs --fingerprint"),
+        (["kp", "trust", "k", "--ca", "ca.pem", "--fingerprint", FINGERPRINT],
+         "--fingerprint needs --server-cert"),
+        (["kp", "trust", "k", "--server-cert", "c.pem", "--fingerprint", "abc"],
+         "--fingerprint: 'abc' is not a SHA-256 fingerprint"),
+        (["kp", "client", "csr", "k"], "needs --out FILE"),
+        (["kp", "client", "cert", "k"], "needs --cert FILE"),
+        (["kp", "server-cert", "k", "--server", "a:1", "--server", "b:1"], "one --server"),
+    ]
+    for argv, message in cases:
+        p = vmseal(*argv)
+        assert p.returncode == 2, (argv, p.returncode, p.stderr)
+        assert message in p.stderr.decode().splitlines()[0], (argv, p.stderr)
+    assert fake.requests == []
+
+
+def test_kp_add_standard_at_once_through_kp_add(vmseal, fake, workdir):
+    ca = _pem(workdir, "ca.pem", "CERTIFICATE")
+    cert = _pem(workdir, "client.pem", "CERTIFICATE")
+    key = _pem(workdir, "client.key", "PRIVATE KEY")
+    fake.on("POST", "/v1/providers", (201, {"provider": STANDARD}))
+    ok(vmseal("kp", "add", "kms", "--type", "standard", "--server", "kms1:5696", "--ca",
+              "ca.pem", "--cert", "client.pem", "--key", "client.key"))
+    assert only(fake).json == {"name": "kms", "type": "standard", "servers": ["kms1:5696"],
+                               "ca_pem": ca, "cert_pem": cert, "key_pem": key}
+
+
+def test_kp_server_cert(vmseal, fake, workdir):
+    fake.on("POST", "/v1/providers/kms/server-certificate",
+            (200, {"server_certificate": SERVER_CERT}))
+    out = ok(vmseal("kp", "server-cert", "kms", "--server", "kms1:5696", "--out", "kms1.pem"))
+    assert only(fake).json == {"address": "kms1:5696"}
+    lines = out.splitlines()
+    for want in ["server:           kms1:5696", "subject:          CN=kms1",
+                 "issuer:           CN=vmseal-kms CA", "not before:       2026-01-01T00:00:00Z",
+                 "not after:        2028-01-01T00:00:00Z",
+                 "SHA-256:          " + ":".join(["AB"] * 32),
+                 "wrote the certificate to kms1.pem"]:
+        assert want in lines, (want, lines)
+    assert lines[-1].endswith(f"vmseal kp trust kms --server-cert FILE --fingerprint "
+                              f"{FINGERPRINT}")
+    path = os.path.join(workdir, "kms1.pem")
+    assert open(path).read() == SERVER_CERT["pem"]
+    # Never overwritten: refused before asking vmseald.
+    fake.requests.clear()
+    p = vmseal("kp", "server-cert", "kms", "--out", "kms1.pem")
+    assert p.returncode == 1 and b"kms1.pem exists" in p.stderr
+    assert fake.requests == []
+    # Without --server and --out: the provider's first server, nothing written.
+    assert json.loads(ok(vmseal("kp", "server-cert", "kms", "--json"))) == SERVER_CERT
+    assert only(fake).json == {}
+
+
+def test_kp_trust(vmseal, fake, workdir):
+    ca = _pem(workdir, "ca.pem", "CERTIFICATE")
+    server = _pem(workdir, "kms1.pem", "CERTIFICATE")
+    trusted = dict(STANDARD, trust="ca")
+    fake.on("POST", "/v1/providers/kms/trust", (200, {"provider": trusted}))
+    out = ok(vmseal("kp", "trust", "kms", "--ca", "ca.pem"))
+    assert only(fake).json == {"ca_pem": ca}
+    assert out == "kms trusts the key servers whose certificates ca.pem signed\n"
+    fake.requests.clear()
+    colons = ":".join(["Ab"] * 32)
+    out = ok(vmseal("kp", "trust", "kms", "--server-cert", "kms1.pem", "--fingerprint", colons))
+    assert only(fake).json == {"server_certificate_pem": server, "fingerprint": colons}
+    assert out == f"kms trusts the key server certificate kms1.pem (SHA-256 {colons})\n"
+    fake.requests.clear()
+    assert json.loads(ok(vmseal("kp", "trust", "kms", "--ca", "ca.pem", "--json"))) == trusted
+
+
+@pytest.mark.parametrize("what,field", [("self-signed", "certificate_pem"), ("csr", "csr_pem")])
+def test_kp_client_pem(vmseal, fake, workdir, what, field):
+    pem = "-----BEGIN X-----\nMIIB\n-----END X-----\n"
+    fake.on("POST", f"/v1/providers/kms/client/{what}", (200, {"provider": STANDARD,
+                                                                 field: pem}))
+    out = ok(vmseal("kp", "client", what, "kms", "--out", "client.out"))
+    assert only(fake).json == {}
+    path = os.path.join(workdir, "client.out")
+    assert open(path).read() == pem
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert out.startswith("kms: ") and out.endswith(" written to client.out\n")
+    fake.requests.clear()
+    p = vmseal("kp", "client", what, "kms", "--out", "client.out")
+    assert p.returncode == 1 and b"exists" in p.stderr and fake.requests == []
+
+
+def test_kp_client_cert(vmseal, fake, workdir):
+    cert = _pem(workdir, "signed.crt", "CERTIFICATE")
+    key = _pem(workdir, "client.key", "PRIVATE KEY")
+    fake.on("POST", "/v1/providers/kms/client/certificate", (200, {"provider": STANDARD}))
+    out = ok(vmseal("kp", "client", "cert", "kms", "--cert", "signed.crt"))
+    assert only(fake).json == {"certificate_pem": cert}
+    assert out == "kms uses the client certificate signed.crt\n"
+    fake.requests.clear()
+    out = ok(vmseal("kp", "client", "cert", "kms", "--cert", "signed.crt", "--key", "client.key"))
+    req = only(fake)
+    assert req.json == {"certificate_pem": cert, "key_pem": key}
+    assert b"PRIVATE KEY" not in req.cmdline + req.environ
+    assert out == ("kms uses the client certificate signed.crt and its key (delete the key file "
+                   "now)\n")

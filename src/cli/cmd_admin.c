@@ -17,9 +17,8 @@
  * server judges the lower bound). */
 #define CLI_PASSWORD_MAX 1024
 
-static vs_result cli_read_password(struct cli_ctx *ctx, const struct cli_args *a, struct buf *out)
+static vs_result cli_read_password(const struct cli_args *a, struct buf *out)
 {
-    (void)ctx;
     if (!is_ok(cli_read_secret_file(cli_str(a, CLI_OPT_PASSWORD_FILE), "password",
                                     CLI_PASSWORD_MAX, out)))
         return cli_detail_prefix("--password-file");
@@ -52,7 +51,7 @@ vs_result cli_cmd_login(struct cli_ctx *ctx, const struct cli_args *a)
         return cli_usage_error(ctx, "vmseal login is for --server https://HOST:PORT (or "
                                     "VMSEAL_SERVER): on the socket, vmseald knows you by your "
                                     "Unix user");
-    GUARD_OUT(cli_read_password(ctx, a, &password));
+    GUARD_OUT(cli_read_password(a, &password));
     body = cli_password_body("user", cli_str(a, CLI_OPT_USER), &password);
     buf_free(&password); /* the body holds the only copy now */
     GUARD_OUT(cli_body_check(ctx, body));
@@ -244,7 +243,7 @@ vs_result cli_cmd_user_create(struct cli_ctx *ctx, const struct cli_args *a)
     json_t *body = NULL;
     char said[256];
 
-    GUARD_OUT(cli_read_password(ctx, a, &password));
+    GUARD_OUT(cli_read_password(a, &password));
     body = cli_password_body("name", a->arg[0], &password);
     buf_free(&password);
     GUARD_OUT(cli_body_check(ctx, body));
@@ -287,7 +286,7 @@ vs_result cli_cmd_user_password(struct cli_ctx *ctx, const struct cli_args *a)
     char path[256], said[256];
 
     GUARD_OUT(cli_path(path, sizeof(path), 3, "users", a->arg[0], "password"));
-    GUARD_OUT(cli_read_password(ctx, a, &password));
+    GUARD_OUT(cli_read_password(a, &password));
     body = cli_password_body(NULL, NULL, &password);
     buf_free(&password);
     GUARD_OUT(cli_body_check(ctx, body));
@@ -384,15 +383,22 @@ vs_result cli_cmd_privilege_list(struct cli_ctx *ctx, const struct cli_args *a)
 /* --- permissions --- */
 
 /* {"user": NAME} or {"group": NAME}, and "object" (default "/"). */
-static json_t *cli_principal_body(struct cli_ctx *ctx, const struct cli_args *a,
-                                  const char **kind, const char **name, const char **object)
+static json_t *cli_principal_body(const struct cli_args *a, const char **kind, const char **name,
+                                  const char **object)
 {
     bool user = cli_has(a, CLI_OPT_USER);
     *kind = user ? "user" : "group";
     *name = cli_str(a, user ? CLI_OPT_USER : CLI_OPT_GROUP);
     *object = cli_has(a, CLI_OPT_OBJECT) ? cli_str(a, CLI_OPT_OBJECT) : "/";
-    (void)ctx;
     return json_pack("{s:s, s:s}", *kind, *name, "object", *object);
+}
+
+/* --object, checked (usage error), or "/". */
+static vs_result cli_object_check(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    if (cli_has(a, CLI_OPT_OBJECT) && !is_ok(cli_check_object_path(cli_str(a, CLI_OPT_OBJECT))))
+        return cli_usage_prefix(ctx, "--object");
+    return OK_RESULT;
 }
 
 vs_result cli_cmd_permission_set(struct cli_ctx *ctx, const struct cli_args *a)
@@ -403,15 +409,15 @@ vs_result cli_cmd_permission_set(struct cli_ctx *ctx, const struct cli_args *a)
     json_t *body = NULL;
     char said[512];
 
-    if (!is_ok(cli_check_object_path(cli_str(a, CLI_OPT_OBJECT) ? cli_str(a, CLI_OPT_OBJECT) : "/")))
-        return cli_usage_prefix(ctx, "--object");
-    body = cli_principal_body(ctx, a, &kind, &name, &object);
+    GUARD(cli_object_check(ctx, a));
+    body = cli_principal_body(a, &kind, &name, &object);
     GUARD_OUT(cli_body_check(ctx, body));
-    ENSURE_OUT(json_object_set_new(body, "role", json_string(role)) == 0 &&
+    json_t *role_json = json_string(role);
+    if (role_json == NULL)
+        GUARD_OUT(cli_usage_error(ctx, "--role is not valid UTF-8 text"));
+    ENSURE_OUT(json_object_set_new(body, "role", role_json) == 0 &&
                    json_object_set_new(body, "propagate", json_boolean(propagate)) == 0,
                ERR_NOMEM);
-    if (!json_is_string(json_object_get(body, "role")))
-        GUARD_OUT(cli_usage_error(ctx, "--role is not valid UTF-8 text"));
     snprintf(said, sizeof(said), "gave %s %s the role %s on %s%s", kind, name, role, object,
              propagate ? "" : " (not propagated to its children)");
     GUARD_OUT(cli_call_and_say(ctx, "POST", "/v1/permissions", body, 0, "permission", said,
@@ -442,9 +448,8 @@ vs_result cli_cmd_permission_remove(struct cli_ctx *ctx, const struct cli_args *
     json_t *body = NULL;
     char said[512];
 
-    if (!is_ok(cli_check_object_path(cli_str(a, CLI_OPT_OBJECT) ? cli_str(a, CLI_OPT_OBJECT) : "/")))
-        return cli_usage_prefix(ctx, "--object");
-    body = cli_principal_body(ctx, a, &kind, &name, &object);
+    GUARD(cli_object_check(ctx, a));
+    body = cli_principal_body(a, &kind, &name, &object);
     GUARD_OUT(cli_body_check(ctx, body));
     snprintf(said, sizeof(said), "removed the permission of %s %s on %s", kind, name, object);
     GUARD_OUT(cli_call_and_say(ctx, "POST", "/v1/permissions/remove", body, 0, "removed", said,

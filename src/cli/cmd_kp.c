@@ -674,7 +674,7 @@ vs_result cli_cmd_kp_trust(struct cli_ctx *ctx, const struct cli_args *a)
     GUARD_OUT(cli_body_check(ctx, body));
     GUARD_OUT(cli_api_call(ctx, "POST", path, body, 0, &answer));
     if (ca)
-        snprintf(said, sizeof(said), "%s trusts the key servers whose certificates %s signed",
+        snprintf(said, sizeof(said), "%s trusts the key servers that the CA in %s signed",
                  a->arg[0], cli_str(a, CLI_OPT_CA));
     else
         snprintf(said, sizeof(said), "%s trusts the key server certificate %s (SHA-256 %s)",
@@ -690,7 +690,8 @@ out:
 /* kp client self-signed and kp client csr: POST .../client/WHAT {} and
  * write the answer's PEM (field) to --out. */
 static vs_result cli_kp_client_pem(struct cli_ctx *ctx, const struct cli_args *a,
-                                   const char *what, const char *field, const char *said)
+                                   const char *what, const char *field, const char *thing,
+                                   const char *next)
 {
     vs_result rc = OK_RESULT;
     const char *out_file = cli_str(a, CLI_OPT_OUT), *pem;
@@ -707,9 +708,10 @@ static vs_result cli_kp_client_pem(struct cli_ctx *ctx, const struct cli_args *a
     if (ctx->json) {
         GUARD_OUT(cli_emit_json(ctx, answer));
     } else {
-        char safe[PATH_MAX], name[128];
-        fprintf(ctx->out, "%s: %s written to %s\n", cli_sanitize(a->arg[0], name, sizeof(name)),
-                said, cli_sanitize(out_file, safe, sizeof(safe)));
+        char line[PATH_MAX + 512], safe[sizeof(line)];
+        snprintf(line, sizeof(line), "%s: %s written to %s (its key stays in vmseald): %s",
+                 a->arg[0], thing, out_file, next);
+        fprintf(ctx->out, "%s\n", cli_sanitize(line, safe, sizeof(safe)));
     }
 out:
     json_decref(body);
@@ -720,15 +722,16 @@ out:
 vs_result cli_cmd_kp_client_self_signed(struct cli_ctx *ctx, const struct cli_args *a)
 {
     return cli_kp_client_pem(ctx, a, "self-signed", "certificate_pem",
-                             "a new self-signed client certificate (its key stays in vmseald); "
-                             "make the key server trust it,");
+                             "a self-signed client certificate", "make the key server trust it");
 }
 
 vs_result cli_cmd_kp_client_csr(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    return cli_kp_client_pem(ctx, a, "csr", "csr_pem",
-                             "a certificate request (its key stays in vmseald); have the key "
-                             "server's CA sign it, then vmseal kp client cert NAME --cert FILE;");
+    char next[256];
+    snprintf(next, sizeof(next),
+             "have the key server's CA sign it, then: vmseal kp client cert %.64s --cert FILE",
+             a->arg[0]);
+    return cli_kp_client_pem(ctx, a, "csr", "csr_pem", "a certificate request", next);
 }
 
 vs_result cli_cmd_kp_client_cert(struct cli_ctx *ctx, const struct cli_args *a)

@@ -40,7 +40,9 @@ static void cli_report_hint(const struct cli_ctx *ctx)
 {
     char safe[CLI_SERVER_URL_MAX];
 
-    if (ctx->api_error.status != 401 || ctx->server == NULL)
+    /* Not after a login that failed: it needs no advice to log in. */
+    if (ctx->api_error.status != 401 || ctx->server == NULL ||
+        ctx->token_source == CLI_TOKEN_NONE)
         return;
     if (ctx->token_source == CLI_TOKEN_FILE)
         fprintf(ctx->err, "vmseal: the token of --token-file is not accepted: get a new one\n");
@@ -70,8 +72,10 @@ int cli_report_failure(const struct cli_ctx *ctx, const struct cli_args *a, vs_r
                         cli_sanitize(ctx->api_error.message, safe, sizeof(safe)));
             json_decref(e);
         } else {
-            char after[64] = "";
-            if (ctx->api_error.retry_after > 0)
+            char after[64] = "", said[32];
+            /* Retry-After, unless the message already says it. */
+            snprintf(said, sizeof(said), "%ld second", ctx->api_error.retry_after);
+            if (ctx->api_error.retry_after > 0 && strstr(ctx->api_error.message, said) == NULL)
                 snprintf(after, sizeof(after), " (retry after %ld seconds)",
                          ctx->api_error.retry_after);
             fprintf(ctx->err, "vmseal: %s%s\n",

@@ -1466,6 +1466,12 @@ static void test_report_hints(void **state)
     assert_int_equal(report(&ctx, RAISE(ERR_RATE_LIMITED), &text), CLI_EXIT_FAILED);
     assert_string_equal(text, "vmseal: too many failed logins (retry after 42 seconds)\n");
     free(text);
+    /* Not twice when the message says it already. */
+    snprintf(ctx.api_error.message, sizeof(ctx.api_error.message),
+             "too many failed logins: try again in 42 seconds");
+    assert_int_equal(report(&ctx, RAISE(ERR_RATE_LIMITED), &text), CLI_EXIT_FAILED);
+    assert_string_equal(text, "vmseal: too many failed logins: try again in 42 seconds\n");
+    free(text);
 
     ctx = (struct cli_ctx){.has_api_error = true, .server = "https://h:8443",
                            .token_source = CLI_TOKEN_STORE};
@@ -1476,6 +1482,18 @@ static void test_report_hints(void **state)
                               "vmseal: run vmseal --server https://h:8443 login --user NAME "
                               "--password-file FILE\n");
     free(text);
+
+    /* A login that failed, or a --token-file token: no advice to log in. */
+    ctx.token_source = CLI_TOKEN_NONE;
+    assert_int_equal(report(&ctx, RAISE(ERR_UNAUTHENTICATED), &text), CLI_EXIT_FAILED);
+    assert_string_equal(text, "vmseal: the token has expired\n");
+    free(text);
+    ctx.token_source = CLI_TOKEN_FILE;
+    assert_int_equal(report(&ctx, RAISE(ERR_UNAUTHENTICATED), &text), CLI_EXIT_FAILED);
+    assert_string_equal(text, "vmseal: the token has expired\n"
+                              "vmseal: the token of --token-file is not accepted: get a new one\n");
+    free(text);
+    ctx.token_source = CLI_TOKEN_STORE;
 
     /* On the socket a 401 has no login to suggest. */
     ctx.server = NULL;

@@ -14,7 +14,10 @@
  *    dangling references, cycles and over-long chains, bad sizes, secrets
  *    of the wrong length or encoding, oversize input, a name that is not
  *    the directory's, all ERR_DESCRIPTOR;
- *  - the edits the operations make: chain, add, remove, in use, children.
+ *  - the edits the operations make: chain, add, remove, in use, children;
+ *  - mixed VMs (per-disk encryption): an encrypted VM with a plaintext disk
+ *    round-trips and its tag still covers every layer; a chain that mixes
+ *    encrypted and plaintext layers is refused.
  */
 #include "test_util.h"
 
@@ -364,6 +367,62 @@ static void test_round_trip_instant(void **state)
     struct vm_desc *d = build_instant();
     round_trip(d);
     free(d);
+}
+
+/* web1 with disk 1 in clear: its base raw, its overlay plain qcow2. */
+static struct vm_desc *build_mixed(enum disk_format base1, enum disk_format top1)
+{
+    struct vm_desc *d = build_encrypted();
+    struct vm_layer *b = vm_desc_layer(d, "l2"), *t = vm_desc_layer(d, "l4");
+    b->format = base1;
+    t->format = top1;
+    struct vm_layer *both[] = {b, t};
+    for (size_t i = 0; i < 2; i++) {
+        if (!vm_format_encrypted(both[i]->format)) {
+            both[i]->wrapped_len = 0;
+            memset(both[i]->wrapped_secret, 0, sizeof both[i]->wrapped_secret);
+        }
+    }
+    return d;
+}
+
+static void test_mixed_disks(void **state)
+{
+    (void)state;
+    struct vm_desc *d = build_mixed(DISK_FORMAT_RAW, DISK_FORMAT_QCOW2);
+    round_trip(d);
+    assert_true(vm_disk_encrypted(d, 0));
+    assert_false(vm_disk_encrypted(d, 1));
+    assert_false(vm_disk_encrypted(d, 2)); /* no such disk */
+    char *text = save_text(d);
+    uint8_t key[VM_FILE_KEY_LEN];
+    memcpy(key, file_key, sizeof key);
+    /* The plaintext disk's layers as they are: no secret. */
+    struct change secret = {"layers/1/secret",
+                            "\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISInJCUmJw==\""};
+    assert_refused(text, "web1", &secret);
+    /* Still under the tag: a plaintext disk cannot be swapped for another
+     * file, nor an encrypted one's format changed, without the file key. */
+    assert_tag_fails(text, "web1", key, "layers/1/file", "\"web1/disk1-l9.img\"", false);
+    assert_tag_fails(text, "web1", key, "layers/1/format", "\"qcow2\"", true);
+    free(text);
+    free(d);
+    /* A chain is encrypted or plaintext as a whole. */
+    static const enum disk_format mixes[][2] = {
+        {DISK_FORMAT_RAW, DISK_FORMAT_QCOW2_LUKS},
+        {DISK_FORMAT_LUKS, DISK_FORMAT_QCOW2},
+    };
+    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++) {
+        struct vm_desc *m = build_mixed(mixes[i][0], mixes[i][1]), *out = calloc(1, sizeof *out);
+        char *t = save_text(m);
+        uint8_t tag[32];
+        assert_err(parse(t, "web1", out, tag), ERR_DESCRIPTOR);
+        assert_non_null(strstr(err_last()->detail, "layer 'l4' is"));
+        assert_non_null(strstr(err_last()->detail, "its parent 'l2' is not"));
+        free(t);
+        free(m);
+        free(out);
+    }
 }
 
 static void test_save_failure_keeps_generation(void **state)
@@ -1217,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_encrypted),
         cmocka_unit_test(test_round_trip_plain),
         cmocka_unit_test(test_round_trip_instant),
+        cmocka_unit_test(test_mixed_disks),
         cmocka_unit_test(test_save_failure_keeps_generation),
         cmocka_unit_test(test_tag_keys),
         cmocka_unit_test(test_tag_construction),

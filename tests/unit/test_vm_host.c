@@ -9,7 +9,10 @@
  *  - power on and off with a QEMU that stays: the store is sealed again and
  *    the run directory wiped;
  *  - a runtime directory that is not private is refused;
- *  - a key destroy while an operation holds the VM is refused (busy).
+ *  - a key destroy while an operation holds the VM is refused (busy);
+ *  - the QEMU command line of a mixed VM (an encrypted VM with a plaintext
+ *    disk, vm_disk_decrypt), with a snapshot: a key secret for the
+ *    encrypted disk's layers only, the plaintext disk's opened without.
  * The real QEMU, OVMF and qemu-img are tests/integration/test_vm_*.py.
  */
 #include "test_util.h"
@@ -28,7 +31,8 @@
 
 static char dir[64];     /* data directory and fake programs */
 static char runtime[64]; /* on /dev/shm */
-static char data_dir[128], vars[128], qemu_ok[128], qemu_exits[128];
+static char data_dir[128], vars[128], qemu_ok[128], qemu_exits[128], qemu_args[128],
+    qemu_records[128];
 
 static int setup(void **state)
 {
@@ -41,13 +45,19 @@ static int setup(void **state)
     snprintf(vars, sizeof vars, "%s/OVMF_VARS.fd", dir);
     snprintf(qemu_ok, sizeof qemu_ok, "%s/qemu-stays", dir);
     snprintf(qemu_exits, sizeof qemu_exits, "%s/qemu-exits", dir);
+    snprintf(qemu_args, sizeof qemu_args, "%s/qemu-args", dir);
+    snprintf(qemu_records, sizeof qemu_records, "%s/qemu-records", dir);
     /* A variable store template: recognisable bytes. */
     char template_[4096];
     memset(template_, 'V', sizeof template_ - 1);
     template_[sizeof template_ - 1] = '\0';
     static const char stays[] = "#!/bin/sh\nexec sleep 60\n";
     static const char exits[] = "#!/bin/sh\necho 'no such machine' >&2\nexit 1\n";
+    char records[512];
+    snprintf(records, sizeof records, "#!/bin/sh\nprintf '%%s\\n' \"$@\" > %s\nexec sleep 60\n",
+             qemu_args);
     if (!is_ok(file_write_atomic(vars, template_, strlen(template_), 0600)) ||
+        !is_ok(file_write_atomic(qemu_records, records, strlen(records), 0700)) ||
         !is_ok(file_write_atomic(qemu_ok, stays, strlen(stays), 0700)) ||
         !is_ok(file_write_atomic(qemu_exits, exits, strlen(exits), 0700)))
         return -1;
@@ -291,6 +301,81 @@ static void test_new_layer_secret_wiped_on_failure(void **state)
     close_host(&f);
 }
 
+/* The -blockdev argument (QEMU's JSON) that opens `file`, from the
+ * recorded command line. */
+static const char *blockdev_of(const char *args, const char *file, char *out, size_t size)
+{
+    const char *p = strstr(args, file);
+    assert_non_null(p);
+    const char *start = p, *end = strchr(p, '\n');
+    while (start > args && start[-1] != '\n')
+        start--;
+    assert_non_null(end);
+    assert_true((size_t)(end - start) < size);
+    memcpy(out, start, (size_t)(end - start));
+    out[end - start] = '\0';
+    return out;
+}
+
+static void test_power_on_mixed_vm(void **state)
+{
+    struct fixture f;
+    json_t *out = NULL;
+    struct buf b;
+    struct vm_desc *d = calloc(1, sizeof *d);
+    struct vm_create_spec spec = {.name = "mx", .disk_count = 2, .encrypt = true};
+    static char line[8192];
+    (void)state;
+    spec.disks[0] = spec.disks[1] = 1 << 20;
+    open_host(&f, qemu_records);
+    assert_ok(vm_create(f.h, &spec, NULL, &out));
+    json_decref(out);
+    assert_ok(vm_disk_decrypt(f.h, "mx", 1, NULL, &out));
+    json_decref(out);
+    assert_ok(vm_snapshot_create(f.h, "mx", "s1", &out));
+    json_decref(out);
+    assert_ok(vm_desc_load(f.h->datastore, "mx", d, NULL));
+    assert_true(d->encrypted);
+    assert_true(vm_disk_encrypted(d, 0));
+    assert_false(vm_disk_encrypted(d, 1));
+    assert_ok(vm_power_on(f.h, "mx", &out));
+    json_decref(out);
+    assert_ok(buf_alloc(&b, 0, 1 << 16));
+    assert_ok(file_read_all(qemu_args, 1 << 16, &b));
+    assert_ok(buf_write_u8(&b, '\0'));
+    const char *args = (const char *)buf_data(&b);
+    /* Disk 0: a LUKS1 base and a qcow2 overlay with LUKS, each with its
+     * key secret over a pipe (-object secret,...,file=/dev/fd/N). */
+    struct vm_layer *chain[DISK_CHAIN_MAX];
+    size_t n;
+    assert_ok(vm_desc_chain(d, 0, chain, &n));
+    assert_int_equal(n, 2);
+    assert_non_null(strstr(blockdev_of(args, chain[0]->file, line, sizeof line),
+                           "\"encrypt\":{\"format\":\"luks\",\"key-secret\":\"disk0-s0\"}"));
+    assert_non_null(strstr(blockdev_of(args, chain[1]->file, line, sizeof line),
+                           "\"driver\":\"luks\",\"read-only\":true,\"key-secret\":\"disk0-s1\""));
+    assert_non_null(strstr(args, "secret,id=disk0-s0,"));
+    assert_non_null(strstr(args, "secret,id=disk0-s1,"));
+    /* Disk 1: a raw base and a plain qcow2 overlay, no secret at all. */
+    assert_ok(vm_desc_chain(d, 1, chain, &n));
+    assert_int_equal(n, 2);
+    blockdev_of(args, chain[0]->file, line, sizeof line);
+    assert_non_null(strstr(line, "\"driver\":\"qcow2\""));
+    assert_null(strstr(line, "encrypt"));
+    assert_null(strstr(line, "key-secret"));
+    blockdev_of(args, chain[1]->file, line, sizeof line);
+    assert_non_null(strstr(line, "\"driver\":\"raw\""));
+    assert_null(strstr(line, "key-secret"));
+    assert_null(strstr(args, "disk1-s"));
+    buf_free(&b);
+    assert_ok(vm_power_off(f.h, "mx", &out));
+    json_decref(out);
+    assert_ok(vm_delete(f.h, "mx", &out));
+    json_decref(out);
+    free(d);
+    close_host(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_runtime_dir_private),
         cmocka_unit_test(test_key_destroy_busy),
         cmocka_unit_test(test_new_layer_secret_wiped_on_failure),
+        cmocka_unit_test(test_power_on_mixed_vm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

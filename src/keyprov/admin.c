@@ -165,9 +165,6 @@ vs_result keyprov_add_standard_servers(struct keyprov *kp, const char *name,
         rc = keyprov_commit_new(kp, &p);
     pthread_mutex_unlock(&kp->lock);
     keyprov_provider_free(&p);
-    if (is_ok(rc))
-        log_info("standard key provider added with its servers only; not configured yet",
-                 LOG_S("provider", name), LOG_U("servers", server_count));
     return rc;
 }
 

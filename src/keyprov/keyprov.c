@@ -412,13 +412,24 @@ static vs_result keyprov_add_standard_unguarded(struct keyprov *kp, const char *
     GUARD_OUT(buf_alloc(&t.ca, 0, KEYPROV_PEM_MAX + 1));
     GUARD_OUT(buf_alloc(&t.cert, 0, KEYPROV_PEM_MAX + 1));
     GUARD_OUT(buf_alloc_secret(&t.key, 0, KEYPROV_PEM_MAX + 1));
-    GUARD_OUT(pki_pem_certs_canonical(ca_pem, strnlen(ca_pem, KEYPROV_PEM_MAX + 1),
-                                      KEYPROV_CA_CERTS_MAX, &t.ca, NULL));
-    GUARD_OUT(pki_pem_certs_canonical(cert_pem, strnlen(cert_pem, KEYPROV_PEM_MAX + 1),
-                                      KEYPROV_CHAIN_CERTS_MAX, &t.cert, NULL));
-    GUARD_OUT(pki_pem_key_canonical(key_pem, strnlen(key_pem, KEYPROV_PEM_MAX + 1), &t.key));
-    GUARD_OUT(pki_pem_key_matches((const char *)buf_data(&t.cert), buf_len(&t.cert),
-                                  (const char *)buf_data(&t.key), buf_len(&t.key)));
+    rc = pki_pem_certs_canonical(ca_pem, strnlen(ca_pem, KEYPROV_PEM_MAX + 1),
+                                 KEYPROV_CA_CERTS_MAX, &t.ca, NULL);
+    if (is_ok(rc))
+        rc = pki_pem_certs_canonical(cert_pem, strnlen(cert_pem, KEYPROV_PEM_MAX + 1),
+                                     KEYPROV_CHAIN_CERTS_MAX, &t.cert, NULL);
+    if (is_ok(rc))
+        rc = pki_pem_key_canonical(key_pem, strnlen(key_pem, KEYPROV_PEM_MAX + 1), &t.key);
+    if (is_ok(rc))
+        rc = pki_pem_key_matches((const char *)buf_data(&t.cert), buf_len(&t.cert),
+                                 (const char *)buf_data(&t.key), buf_len(&t.key));
+    if (rc.code == ERR_INVALID_ARG) {
+        /* This function's contract (keyprov.h): a PEM that does not parse,
+         * or a key that is not the certificate's, is ERR_CRYPTO. */
+        struct err_state pem_error = *err_last();
+        pem_error.code = ERR_CRYPTO;
+        rc = err_restore(&pem_error);
+    }
+    GUARD_OUT(rc);
     GUARD_OUT(buf_write_u8(&t.ca, 0));
     GUARD_OUT(buf_write_u8(&t.cert, 0));
     GUARD_OUT(buf_write_u8(&t.key, 0));

@@ -115,9 +115,11 @@ RESULT keyprov_add_native(struct keyprov *kp, const char *name) __attribute__((n
 
 /* Adds a standard provider: servers "host:port" (1..KEYPROV_MAX_SERVERS),
  * PEM texts of the CA that signs the servers' certificates, of our client
- * certificate and of its private key. Checks the PEMs parse and the key
- * matches the certificate, then does Discover Versions against the first
- * server that answers; refuses (nothing stored) if none does. */
+ * certificate and of its private key. Checks the PEMs parse (ERR_CRYPTO
+ * otherwise, or when the key is not the certificate's; only the
+ * certificates and the key are kept of the texts), then does Discover
+ * Versions against the first server that answers; refuses (nothing
+ * stored) if none does. */
 RESULT keyprov_add_standard(struct keyprov *kp, const char *name, const char *const *servers,
                             size_t server_count, const char *ca_pem, const char *cert_pem,
                             const char *key_pem) __attribute__((nonnull));

@@ -527,8 +527,8 @@ vs_result pki_pem_key_matches(const char *cert_pem, size_t cert_len, const char 
     /* EVP_PKEY_eq: 1 the same public key, 0 another, -1 another type,
      * -2 cannot compare: all but 1 refuse. */
     if (EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1)
-        REFUSE_OUT(ERR_INVALID_ARG, "the private key is not the certificate's (the certificate "
-                                    "was issued for another key)");
+        REFUSE_OUT(ERR_INVALID_ARG, "key mismatch: the private key is not the certificate's "
+                                    "(the certificate was issued for another key)");
 out:
     ERR_clear_error();
     X509_free(cert);

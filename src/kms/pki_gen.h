@@ -100,8 +100,8 @@ RESULT pki_pem_key_canonical(const char *pem, size_t len, struct buf *out)
     __attribute__((nonnull));
 
 /* OK if the first certificate of cert_pem holds the public key of the
- * private key key_pem; ERR_INVALID_ARG ("the private key is not the
- * certificate's") otherwise. */
+ * private key key_pem; ERR_INVALID_ARG ("key mismatch: the private key is
+ * not the certificate's ...") otherwise. */
 RESULT pki_pem_key_matches(const char *cert_pem, size_t cert_len, const char *key_pem,
                            size_t key_len) __attribute__((nonnull));
 

@@ -3,7 +3,9 @@
  * operation first (with no facts: these operations are on the root), then
  * validates its request, then acts; a refused or invalid call changes
  * nothing. Secrets in request bodies (private keys, passphrases) are wiped
- * from the body once used, on every path. */
+ * from the body once used, on every path. Changes are logged by keyprov
+ * (with what changed: fingerprints, subjects); who made them is in the
+ * audit log, as for every call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,9 +227,16 @@ static vs_result r_providers_add(struct api_call *c, int *status, json_t **out)
             /* vCenter's way: the servers now, trust afterwards. */
             GUARD_OUT(keyprov_add_standard_servers(c->ctx->kp, name, servers, server_count));
         } else if (ca != NULL && cert != NULL && key != NULL) {
-            /* All at once, checked against the servers before it is stored. */
-            GUARD_OUT(keyprov_add_standard(c->ctx->kp, name, servers, server_count, ca, cert,
-                                           key));
+            /* All at once, checked against the servers before it is stored.
+             * A PEM that does not parse (ERR_CRYPTO, keyprov.h) is the
+             * request's fault. */
+            rc = keyprov_add_standard(c->ctx->kp, name, servers, server_count, ca, cert, key);
+            if (rc.code == ERR_CRYPTO) {
+                struct err_state why = *err_last();
+                why.code = ERR_INVALID_ARG;
+                rc = err_restore(&why);
+            }
+            GUARD_OUT(rc);
         } else {
             rc = RAISE(ERR_INVALID_ARG);
             err_detail("give 'ca_pem', 'cert_pem' and 'key_pem' together, or none of them (then "
@@ -263,7 +272,7 @@ static vs_result r_provider_backup(struct api_call *c, int *status, json_t **out
     GUARD_OUT(buf_alloc(&text, 8192, 2 * KP_BACKUP_MAX));
     GUARD_OUT(keyprov_backup(c->ctx->kp, c->params[0], pass, strlen(pass), &file));
     GUARD_OUT(vm_b64_encode(buf_data(&file), buf_len(&file), &text));
-    GUARD_OUT(api_wrap("backup", json_stringn((const char *)buf_data(&text), buf_len(&text)), out));
+    GUARD_OUT(api_wrap("backup", json_string((const char *)buf_data(&text)), out));
     log_info("key provider backed up", LOG_S("provider", c->params[0]), LOG_S("by", c->user));
 out:
     api_body_wipe(c->body, "passphrase");
@@ -289,7 +298,6 @@ static vs_result r_providers_restore(struct api_call *c, int *status, json_t **o
     GUARD_OUT(vm_b64_decode(b64, &file));
     GUARD_OUT(keyprov_restore(c->ctx->kp, buf_data(&file), buf_len(&file), pass, strlen(pass),
                               name, used));
-    log_info("key provider restored from a backup", LOG_S("provider", used), LOG_S("by", c->user));
     *status = 201;
     GUARD_OUT(provider_answer(c, used, false, out));
 out:
@@ -383,7 +391,6 @@ static vs_result r_provider_delete(struct api_call *c, int *status, json_t **out
     GUARD(keyprov_get_info(c->ctx->kp, c->params[0], &info));
     GUARD(provider_in_use(c, c->params[0]));
     GUARD(keyprov_remove(c->ctx->kp, c->params[0]));
-    log_info("key provider removed", LOG_S("provider", c->params[0]), LOG_S("by", c->user));
     return api_wrap("removed", json_string(c->params[0]), out);
 }
 
@@ -396,8 +403,6 @@ static vs_result r_provider_server_add(struct api_call *c, int *status, json_t *
     GUARD(api_body_only(c->body, keys));
     GUARD(api_body_str(c->body, "address", true, &address));
     GUARD(keyprov_server_add(c->ctx->kp, c->params[0], address));
-    log_info("key server added", LOG_S("provider", c->params[0]), LOG_S("server", address),
-             LOG_S("by", c->user));
     *status = 201;
     return provider_answer(c, c->params[0], false, out);
 }
@@ -408,8 +413,6 @@ static vs_result r_provider_server_remove(struct api_call *c, int *status, json_
     GUARD(api_require(c, "provider.manage", NULL, NULL, &no_facts));
     GUARD(api_body_only(c->body, no_fields));
     GUARD(keyprov_server_remove(c->ctx->kp, c->params[0], c->params[1]));
-    log_info("key server removed", LOG_S("provider", c->params[0]), LOG_S("server", c->params[1]),
-             LOG_S("by", c->user));
     return provider_answer(c, c->params[0], false, out);
 }
 
@@ -465,11 +468,8 @@ static vs_result r_provider_trust(struct api_call *c, int *status, json_t **out)
     GUARD(api_body_str(c->body, "fingerprint", false, &fingerprint));
     if (ca != NULL && cert == NULL && fingerprint == NULL) {
         GUARD(keyprov_trust_ca(c->ctx->kp, c->params[0], ca));
-        log_info("key provider trusts a CA", LOG_S("provider", c->params[0]), LOG_S("by", c->user));
     } else if (ca == NULL && cert != NULL && fingerprint != NULL) {
         GUARD(keyprov_trust_pinned(c->ctx->kp, c->params[0], cert, fingerprint));
-        log_info("key provider pins its server's certificate", LOG_S("provider", c->params[0]),
-                 LOG_S("by", c->user));
     } else {
         RAISE(ERR_INVALID_ARG);
         return err_detail("give either 'ca_pem', or 'server_certificate_pem' with the "
@@ -507,8 +507,6 @@ static vs_result r_provider_client_self_signed(struct api_call *c, int *status, 
     GUARD(api_body_str(c->body, "common_name", false, &cn));
     GUARD(buf_alloc(&cert, 2048, 64 * 1024));
     GUARD_OUT(keyprov_client_self_signed(c->ctx->kp, c->params[0], cn, &cert));
-    log_info("key provider has a self-signed client certificate", LOG_S("provider", c->params[0]),
-             LOG_S("by", c->user));
     GUARD_OUT(pem_and_provider(c, "certificate_pem", &cert, out));
 out:
     buf_free(&cert);
@@ -528,8 +526,6 @@ static vs_result r_provider_client_csr(struct api_call *c, int *status, json_t *
     GUARD(api_body_str(c->body, "common_name", false, &cn));
     GUARD(buf_alloc(&csr, 1024, 64 * 1024));
     GUARD_OUT(keyprov_client_csr(c->ctx->kp, c->params[0], cn, &csr));
-    log_info("key provider made a certificate request", LOG_S("provider", c->params[0]),
-             LOG_S("by", c->user));
     GUARD_OUT(pem_and_provider(c, "csr_pem", &csr, out));
 out:
     buf_free(&csr);
@@ -548,8 +544,6 @@ static vs_result r_provider_client_cert(struct api_call *c, int *status, json_t 
     GUARD_OUT(api_body_str(c->body, "certificate_pem", true, &cert));
     GUARD_OUT(api_body_str(c->body, "key_pem", false, &key));
     GUARD_OUT(keyprov_client_certificate(c->ctx->kp, c->params[0], cert, key));
-    log_info("key provider has a new client certificate", LOG_S("provider", c->params[0]),
-             LOG_S("key", key != NULL ? "uploaded" : "from its CSR"), LOG_S("by", c->user));
     GUARD_OUT(provider_answer(c, c->params[0], false, out));
 out:
     api_body_wipe(c->body, "key_pem");
@@ -592,11 +586,7 @@ static vs_result r_keys_destroy(struct api_call *c, int *status, json_t **out)
         memcpy(ref.provider, provider, strlen(provider) + 1);
         memcpy(ref.key_id, key_id, strlen(key_id) + 1);
     }
-    GUARD(vm_key_destroy(c->ctx->host, vm, &ref, out));
-    log_info("keys destroyed", LOG_S("vm", vm != NULL ? vm : ""),
-             LOG_S("provider", vm == NULL ? provider : ""),
-             LOG_S("key", vm == NULL ? key_id : ""), LOG_S("by", c->user));
-    return OK_RESULT;
+    return vm_key_destroy(c->ctx->host, vm, &ref, out);
 }
 
 /* --- the host -------------------------------------------------------------------- */

@@ -1104,16 +1104,16 @@ static void test_add_standard_refuses_garbage_before_any_network(void **state)
     make_self_signed("b", &b, &bk);
     assert_err(keyprov_add_standard(kp, "kms", one_server, 1, "junk", (const char *)buf_data(&a),
                                     (const char *)buf_data(&ak)),
-               ERR_INVALID_ARG);
+               ERR_CRYPTO);
     assert_err(keyprov_add_standard(kp, "kms", one_server, 1, (const char *)buf_data(&a), "junk",
                                     (const char *)buf_data(&ak)),
-               ERR_INVALID_ARG);
+               ERR_CRYPTO);
     assert_err(keyprov_add_standard(kp, "kms", one_server, 1, (const char *)buf_data(&a),
                                     (const char *)buf_data(&a), "junk"),
-               ERR_INVALID_ARG);
+               ERR_CRYPTO);
     assert_err(keyprov_add_standard(kp, "kms", one_server, 1, (const char *)buf_data(&a),
                                     (const char *)buf_data(&a), (const char *)buf_data(&bk)),
-               ERR_INVALID_ARG);
+               ERR_CRYPTO);
     /* Good PEMs, no server: nothing stored. */
     assert_err(keyprov_add_standard(kp, "kms", one_server, 1, (const char *)buf_data(&a),
                                     (const char *)buf_data(&a), (const char *)buf_data(&ak)),

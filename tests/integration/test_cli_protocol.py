@@ -837,7 +837,10 @@ def test_nothing_listens(vmseal, fake, workdir):
 def test_help_and_version(vmseal, fake):
     out = ok(vmseal("help"))
     for name in ["kp add-native", "kp backup", "vm create", "vm snapshot revert", "disk export",
-                 "key destroy", "task show"]:
+                 "key destroy", "task show", "login", "logout", "whoami", "token revoke",
+                 "user group add", "role create", "privilege list", "permission set",
+                 "folder create", "vm move", "policy create", "vm policy", "task watch",
+                 "task cancel", "kp server-cert", "kp trust", "kp client csr", "host show"]:
         assert name in out
     out = ok(vmseal("help", "vm", "clone"))
     assert out.startswith("usage: vmseal vm clone SRC DST [--encrypt | --decrypt | --recrypt]")

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli/base64.h"
@@ -291,7 +292,8 @@ static vs_result cli_kp_health_row(struct cli_table *t, const char *name, const 
 
 vs_result cli_cmd_kp_list(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    static const char *const headers[] = {"NAME", "TYPE", "DEFAULT", "BACKED UP / SERVERS"};
+    static const char *const headers[] = {"NAME", "TYPE", "DEFAULT", "CONFIGURED",
+                                          "BACKED UP / SERVERS"};
     static const char *const health_headers[] = {"KEY SERVER", "PROVIDER", "STATUS",
                                                  "KMIP VERSIONS", "LATENCY", "ERROR"};
     vs_result rc = OK_RESULT;
@@ -302,16 +304,18 @@ vs_result cli_cmd_kp_list(struct cli_ctx *ctx, const struct cli_args *a)
     (void)a;
     GUARD_OUT(cli_api_call(ctx, "GET", "/v1/providers", NULL, 0, &answer));
     GUARD_OUT(cli_json_field(answer, "providers", JSON_ARRAY, false, &list));
-    GUARD_OUT(cli_table_new(4, headers, &table));
+    GUARD_OUT(cli_table_new(5, headers, &table));
     GUARD_OUT(cli_table_new(6, health_headers, &health));
     json_array_foreach(list, i, p)
     {
         const char *name, *type;
-        json_t *is_default, *backed_up, *servers;
+        json_t *is_default, *backed_up, *servers, *configured;
         char column[512] = "";
         GUARD_OUT(cli_json_string(p, "name", false, &name));
         GUARD_OUT(cli_json_string(p, "type", false, &type));
         GUARD_OUT(cli_json_field(p, "default", CLI_JSON_BOOL, false, &is_default));
+        /* Standard providers: trust set up both ways (kp trust, kp client). */
+        GUARD_OUT(cli_json_field(p, "configured", CLI_JSON_BOOL, true, &configured));
         GUARD_OUT(cli_json_field(p, "backed_up", CLI_JSON_BOOL, true, &backed_up));
         GUARD_OUT(cli_json_field(p, "servers", JSON_ARRAY, true, &servers));
         if (strcmp(type, "native") == 0) {
@@ -335,7 +339,9 @@ vs_result cli_cmd_kp_list(struct cli_ctx *ctx, const struct cli_args *a)
                 used += (size_t)w;
             }
         }
-        const char *row[] = {name, type, json_is_true(is_default) ? "yes" : "", column};
+        const char *row[] = {name, type, json_is_true(is_default) ? "yes" : "",
+                             configured == NULL ? "-" : json_is_true(configured) ? "yes" : "no",
+                             column};
         GUARD_OUT(cli_table_add(table, row));
     }
     if (ctx->json) {
@@ -635,10 +641,15 @@ out:
     return rc;
 }
 
-/* 64 hex digits, ':' allowed between pairs (as openssl prints them). */
+/* 64 hex digits, ':' allowed between pairs, and openssl's "sha256
+ * Fingerprint=" before them (docs/api.md, "Key providers"): as `openssl
+ * x509 -fingerprint -sha256` prints it, or as kp server-cert does. */
 static bool cli_kp_fingerprint_ok(const char *text)
 {
+    static const char openssl[] = "sha256 Fingerprint=";
     size_t digits = 0;
+    if (strncasecmp(text, openssl, sizeof(openssl) - 1) == 0)
+        text += sizeof(openssl) - 1;
     for (const char *p = text; *p != '\0'; p++) {
         bool hex = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F');
         if (hex)

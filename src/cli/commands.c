@@ -59,7 +59,10 @@ const struct cli_command cli_commands[] = {
      .run = cli_cmd_kp_add, .min_args = 1, .max_args = 1,
      .options = B(TYPE) | B(SERVER) | B(CA) | B(CERT) | B(KEY), .required = B(TYPE)},
     {.name = "kp remove", .args = "NAME", .synopsis = "",
-     .summary = "remove a key provider (refused while a VM uses it)", .run = cli_cmd_kp_remove,
+     .summary = "remove a key provider (refused while a VM uses it)",
+     .help = "Refused while a VM, a storage policy or the host's key uses the provider, and\n"
+             "for the default provider while there are others (make another the default).",
+     .run = cli_cmd_kp_remove,
      .min_args = 1, .max_args = 1},
     {.name = "kp server add", .args = "NAME HOST:PORT", .synopsis = "",
      .summary = "add a key server to a standard provider's cluster",
@@ -80,7 +83,8 @@ const struct cli_command cli_commands[] = {
      .summary = "make a standard provider trust its key servers",
      .help = "--ca: the servers' certificates must be signed by this CA (PEM). --server-cert\n"
              "with --fingerprint: pin that certificate (as kp server-cert wrote it), after you\n"
-             "confirmed its SHA-256 fingerprint (64 hex digits, ':' allowed).",
+             "confirmed its SHA-256 fingerprint (64 hex digits, ':' allowed, as openssl or\n"
+             "kp server-cert prints it).",
      .run = cli_cmd_kp_trust, .min_args = 1, .max_args = 1,
      .options = B(CA) | B(SERVER_CERT) | B(FINGERPRINT), .exactly_one = B(CA) | B(SERVER_CERT),
      .needs = {{B(SERVER_CERT), B(FINGERPRINT)}, {B(FINGERPRINT), B(SERVER_CERT)}}},

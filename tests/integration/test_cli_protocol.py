@@ -375,9 +375,9 @@ def test_kp_list_and_set_default(vmseal, fake):
     fake.on("GET", "/v1/providers", (200, {"providers": [NATIVE, STANDARD]}))
     out = ok(vmseal("kp", "list"))
     assert out.splitlines() == [
-        "NAME     TYPE      DEFAULT  BACKED UP / SERVERS",
-        "native1  native    yes      no",
-        "kms      standard           kms1:5696,kms2:5696",
+        "NAME     TYPE      DEFAULT  CONFIGURED  BACKED UP / SERVERS",
+        "native1  native    yes      -           no",
+        "kms      standard           -           kms1:5696,kms2:5696",
     ]
     assert json.loads(ok(vmseal("kp", "list", "--json"))) == {"providers": [NATIVE, STANDARD]}
     fake.requests.clear()
@@ -1611,18 +1611,20 @@ SERVER_CERT = {"address": "kms1:5696", "subject": "CN=kms1", "issuer": "CN=vmsea
 
 
 def test_kp_list_health(vmseal, fake):
-    kms = dict(STANDARD, trust="ca", servers=[
+    kms = dict(STANDARD, trust="ca", configured=True, servers=[
         {"address": "kms1:5696", "status": "ok", "versions": ["2.1", "1.4"], "error": None,
          "latency_ms": 3},
         {"address": "kms2:5696", "status": "unreachable", "versions": [],
          "error": "connection refused", "latency_ms": 0}])
-    unchecked = dict(STANDARD, name="kms9", servers=[{"address": "kms9:5696", "status": None}])
-    fake.on("GET", "/v1/providers", (200, {"providers": [NATIVE, kms, unchecked]}))
+    unchecked = dict(STANDARD, name="kms9", configured=False,
+                     servers=[{"address": "kms9:5696", "status": None}])
+    fake.on("GET", "/v1/providers", (200, {"providers": [dict(NATIVE, configured=True), kms,
+                                                         unchecked]}))
     assert ok(vmseal("kp", "list")).splitlines() == [
-        "NAME     TYPE      DEFAULT  BACKED UP / SERVERS",
-        "native1  native    yes      no",
-        "kms      standard           kms1:5696,kms2:5696",
-        "kms9     standard           kms9:5696",
+        "NAME     TYPE      DEFAULT  CONFIGURED  BACKED UP / SERVERS",
+        "native1  native    yes      yes         no",
+        "kms      standard           yes         kms1:5696,kms2:5696",
+        "kms9     standard           no          kms9:5696",
         "",
         "KEY SERVER  PROVIDER  STATUS       KMIP VERSIONS  LATENCY  ERROR",
         "kms1:5696   kms       ok           2.1,1.4        3 ms     -",
@@ -1716,6 +1718,11 @@ def test_kp_trust(vmseal, fake, workdir):
     assert out == f"kms trusts the key server certificate kms1.pem (SHA-256 {colons})\n"
     fake.requests.clear()
     assert json.loads(ok(vmseal("kp", "trust", "kms", "--ca", "ca.pem", "--json"))) == trusted
+    # As openssl prints it, prefix and all: passed on as given.
+    fake.requests.clear()
+    printed = "sha256 Fingerprint=" + ":".join(["AB"] * 32)
+    ok(vmseal("kp", "trust", "kms", "--server-cert", "kms1.pem", "--fingerprint", printed))
+    assert only(fake).json["fingerprint"] == printed
 
 
 @pytest.mark.parametrize("what,field", [("self-signed", "certificate_pem"), ("csr", "csr_pem")])

@@ -38,8 +38,10 @@
 #include "kmip/kmip_defs.h"
 #include "kms/pki_gen.h"
 
-/* Health checks run at once, this many threads at a time. */
-#define KEYPROV_HEALTH_THREADS 32
+/* Health checks run at once, this many threads at a time (a host has a few
+ * providers of a few servers: one wave), each with a small stack. */
+#define KEYPROV_HEALTH_THREADS 128
+#define KEYPROV_HEALTH_STACK (256u << 10)
 /* The client certificate's CN when none is given: "vmseal-" and the host. */
 #define KEYPROV_CN_PREFIX "vmseal-"
 #define KEYPROV_CN_MAX 64
@@ -598,13 +600,13 @@ vs_result keyprov_trust_pinned(struct keyprov *kp, const char *name, const char 
         goto out;
     }
     {
-        /* Keep the first certificate's PEM only. */
-        const char *end = strstr((const char *)buf_data(&leaf), "-----END CERTIFICATE-----");
-        size_t keep = end != NULL ? (size_t)(end - (const char *)buf_data(&leaf)) +
-                                        strlen("-----END CERTIFICATE-----\n")
-                                  : 0;
-        ENSURE_OUT(end != NULL && keep <= buf_len(&leaf), ERR_INTERNAL);
-        GUARD_OUT(buf_truncate(&leaf, keep));
+        /* Keep the first certificate's PEM only (re-encoded: it ends with
+         * this line). */
+        static const char end_line[] = "-----END CERTIFICATE-----\n";
+        const uint8_t *end = memmem(buf_data(&leaf), buf_len(&leaf), end_line,
+                                    sizeof(end_line) - 1);
+        ENSURE_OUT(end != NULL, ERR_INTERNAL);
+        GUARD_OUT(buf_truncate(&leaf, (size_t)(end - buf_data(&leaf)) + sizeof(end_line) - 1));
     }
     GUARD_OUT(keyprov_lock_usable(p));
     rc = keyprov_set_trust(kp, p, &leaf, KEYPROV_TRUST_PINNED, actual);
@@ -908,15 +910,19 @@ static void *keyprov_health_run(void *arg)
 static vs_result keyprov_health_jobs(struct keyprov_health_job *jobs, size_t n)
 {
     sigset_t all, old;
+    pthread_attr_t attr;
     vs_result rc = OK_RESULT;
 
+    if (pthread_attr_init(&attr) != 0)
+        BAIL(ERR_NOMEM);
+    (void)pthread_attr_setstacksize(&attr, KEYPROV_HEALTH_STACK); /* else the default */
     sigfillset(&all);
     for (size_t first = 0; first < n; first += KEYPROV_HEALTH_THREADS) {
         size_t last = first + KEYPROV_HEALTH_THREADS < n ? first + KEYPROV_HEALTH_THREADS : n;
         pthread_sigmask(SIG_SETMASK, &all, &old);
         for (size_t i = first; i < last; i++)
             jobs[i].started =
-                pthread_create(&jobs[i].thread, NULL, keyprov_health_run, &jobs[i]) == 0;
+                pthread_create(&jobs[i].thread, &attr, keyprov_health_run, &jobs[i]) == 0;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         for (size_t i = first; i < last; i++) {
             if (jobs[i].started)
@@ -925,6 +931,7 @@ static vs_result keyprov_health_jobs(struct keyprov_health_job *jobs, size_t n)
                 rc = RAISE(ERR_NOMEM);
         }
     }
+    pthread_attr_destroy(&attr);
     return rc;
 }
 

@@ -1145,6 +1145,7 @@ RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const
     struct vm_desc *d = calloc(1, sizeof *d);
     struct vm_keys *k = NULL;
     struct buf text = {0};
+    json_t *layers = NULL;
     int fd = -1;
     ENSURE(d != NULL, ERR_NOMEM);
     GUARD_OUT(vm_check_name("VM", name));
@@ -1170,7 +1171,7 @@ RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const
     size_t n;
     GUARD_OUT(vm_desc_chain(d, index, chain, &n));
     GUARD_OUT(buf_alloc_secret(&text, 4096, 64 * 1024));
-    json_t *layers = json_array();
+    layers = json_array();
     ENSURE_OUT(layers != NULL, ERR_NOMEM);
     for (size_t i = 0; i < n; i++) {
         const uint8_t *s;
@@ -1193,19 +1194,17 @@ RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const
     }
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        json_decref(layers);
         rc = RAISE(errno == EEXIST ? ERR_EXISTS : ERR_IO);
         err_errno(errno);
         goto out;
     }
     if (write(fd, buf_data(&text), buf_len(&text)) != (ssize_t)buf_len(&text) || fsync(fd) != 0) {
-        json_decref(layers);
         (void)unlink(path);
         rc = RAISE(ERR_IO);
         err_errno(errno);
         goto out;
     }
-    *out = json_pack("{s:s, s:i, s:s, s:o}", "vm", name, "index", (int)index, "path", path,
+    *out = json_pack("{s:s, s:i, s:s, s:O}", "vm", name, "index", (int)index, "path", path,
                      "layers", layers);
     ENSURE_OUT(*out != NULL, ERR_NOMEM);
     log_warn("disk passphrases written for break-glass access", LOG_S("vm", name),
@@ -1213,6 +1212,7 @@ RESULT vm_disk_secret(struct vm_host *h, const char *name, unsigned index, const
 out:
     if (fd >= 0)
         close(fd);
+    json_decref(layers);
     buf_free(&text);
     vm_keys_free(&k);
     free(d);

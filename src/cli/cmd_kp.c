@@ -630,6 +630,20 @@ vs_result cli_cmd_kp_server_cert(struct cli_ctx *ctx, const struct cli_args *a)
         char safe[PATH_MAX];
         fprintf(ctx->out, "wrote the certificate to %s\n",
                 cli_sanitize(out_file, safe, sizeof(safe)));
+    } else {
+        /* The PEM itself, to save as FILE (docs/keyprov.md): line by line,
+         * each sanitized, so that nothing in it drives the terminal. */
+        const char *line = pem;
+        while (*line != '\0') {
+            size_t n = strcspn(line, "\n");
+            char text[256], safe[256];
+            snprintf(text, sizeof(text), "%.*s", (int)(n < sizeof(text) ? n : sizeof(text) - 1),
+                     line);
+            fprintf(ctx->out, "%s\n", cli_sanitize(text, safe, sizeof(safe)));
+            line += n;
+            if (*line == '\n')
+                line++;
+        }
     }
     fprintf(ctx->out,
             "compare the fingerprint with the key server's own; if it matches: vmseal kp trust "

@@ -73,8 +73,9 @@ const struct cli_command cli_commands[] = {
     {.name = "kp server-cert", .args = "NAME", .synopsis = "[--server HOST:PORT] [--out FILE]",
      .summary = "fetch a key server's certificate and show its fingerprint",
      .help = "vmseald connects to the server (default: the provider's first) and shows the\n"
-             "certificate it presents: subject, issuer, validity and SHA-256 fingerprint.\n"
-             "--out writes it (PEM) to a new FILE. Compare the fingerprint with the one the key\n"
+             "certificate it presents: subject, issuer, validity and SHA-256 fingerprint,\n"
+             "then the PEM (the server's certificate first, then its chain); --out writes\n"
+             "the PEM to a new FILE instead. Compare the fingerprint with the one the key\n"
              "server shows, then: vmseal kp trust NAME --server-cert FILE --fingerprint HEX.",
      .run = cli_cmd_kp_server_cert, .min_args = 1, .max_args = 1,
      .options = B(SERVER) | B(OUT)},

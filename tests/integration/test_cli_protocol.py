@@ -1698,9 +1698,18 @@ def test_kp_server_cert(vmseal, fake, workdir):
     p = vmseal("kp", "server-cert", "kms", "--out", "kms1.pem")
     assert p.returncode == 1 and b"kms1.pem exists" in p.stderr
     assert fake.requests == []
-    # Without --server and --out: the provider's first server, nothing written.
+    # Without --server and --out: the provider's first server, nothing written;
+    # the PEM is printed instead.
     assert json.loads(ok(vmseal("kp", "server-cert", "kms", "--json"))) == SERVER_CERT
     assert only(fake).json == {}
+    lines = ok(vmseal("kp", "server-cert", "kms")).splitlines()
+    pem = SERVER_CERT["pem"].splitlines()
+    start = lines.index(pem[0])
+    assert lines[start:start + len(pem)] == pem
+    assert not any(l.startswith("wrote") for l in lines)
+    fake.on("POST", "/v1/providers/kms/server-certificate",
+            (200, {"server_certificate": dict(SERVER_CERT, pem="x\x1b[2Jy\n")}))
+    assert "x?[2Jy" in ok(vmseal("kp", "server-cert", "kms")).splitlines()
 
 
 def test_kp_trust(vmseal, fake, workdir):

@@ -814,17 +814,23 @@ static bool parse_listen(const char *spec, char *host, size_t host_size, ev_uint
     return true;
 }
 
+static bool check_listen(const char *spec)
+{
+    char host[256];
+    ev_uint16_t port;
+    if (parse_listen(spec, host, sizeof host, &port))
+        return true;
+    fprintf(stderr, "vmseald: --listen-https %s is not HOST:PORT (e.g. 127.0.0.1:8443, [::]:8443)\n",
+            spec);
+    return false;
+}
+
 static int listen_https(struct daemon *dm, const char *spec)
 {
     char host[256];
     ev_uint16_t port;
-    if (!parse_listen(spec, host, sizeof host, &port)) {
-        fprintf(stderr,
-                "vmseald: --listen-https %s is not HOST:PORT (e.g. 127.0.0.1:8443, "
-                "[::]:8443)\n",
-                spec);
-        return -1;
-    }
+    if (!parse_listen(spec, host, sizeof host, &port))
+        return -1; /* check_listen said why, at start */
     dm->on_tls = (struct listener){dm, "https", true};
     dm->http_tls = http_new(dm, &dm->on_tls);
     if (dm->http_tls == NULL)
@@ -938,6 +944,8 @@ int main(int argc, char **argv)
         return fail("hardening the process");
     if (init)
         return run_init(data_dir);
+    if (https != NULL && !check_listen(https))
+        return 2;
 
     if (evthread_use_pthreads() != 0) {
         fprintf(stderr, "vmseald: libevent without thread support\n");

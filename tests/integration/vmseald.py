@@ -7,6 +7,11 @@
     d.kill()                             # SIGKILL, as a crash
     d.start()                            # recovery runs at start
 
+    h = Vmseald(build_dir, tmp_path, https=True)   # also --listen-https 127.0.0.1:PORT
+    h.start()
+    h.api_https("GET", "/v1/vms", token=t)  # -> (status, JSON, headers) over TLS,
+                                            #    trusting DATA_DIR/tls/api.crt
+
 Interop checks go through qemu-img and cryptsetup, never through our code:
 guest_sha256() reads a disk's guest-visible bytes with qemu-img through
 QEMU's LUKS and qcow2 drivers, with the passphrases the break-glass route
@@ -19,6 +24,7 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -44,8 +50,15 @@ class CliError(Exception):
         self.stderr = stderr
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Vmseald:
-    def __init__(self, build_dir, workdir, runtime_dir=None):
+    def __init__(self, build_dir, workdir, runtime_dir=None, https=False, extra_args=()):
         self.build = pathlib.Path(build_dir)
         self.work = pathlib.Path(workdir)
         self.data = self.work / "data"
@@ -53,15 +66,37 @@ class Vmseald:
         self.runtime = runtime_dir or tempfile.mkdtemp(prefix="vmseal-test-", dir="/dev/shm")
         self.log = self.work / "vmseald.log"
         self.proc = None
+        # HTTPS (--listen-https): off unless asked; the port is chosen at start.
+        self.https = https
+        self.https_port = None
+        self.extra_args = list(extra_args)
+
+    @property
+    def ca(self):
+        """The API's certificate, which clients trust (vmseald init writes it)."""
+        return self.data / "tls" / "api.crt"
+
+    def program(self):
+        return str(self.build / "bin" / "vmseald")
+
+    def init(self):
+        """Runs `vmseald init --data-dir DATA`; returns the CompletedProcess."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        return subprocess.run([self.program(), "init", "--data-dir", str(self.data)],
+                              capture_output=True, text=True, env=self._env(), timeout=120)
 
     # --- the daemon ---------------------------------------------------------
     def start(self, timeout=30):
         assert self.proc is None
         self.work.mkdir(parents=True, exist_ok=True)
         logf = open(self.log, "ab")
+        args = [str(self.build / "bin" / "vmseald"), "--data-dir", str(self.data),
+                "--runtime-dir", str(self.runtime)]
+        if self.https:
+            self.https_port = free_port()
+            args += ["--listen-https", f"127.0.0.1:{self.https_port}"]
         self.proc = subprocess.Popen(
-            [str(self.build / "bin" / "vmseald"), "--data-dir", str(self.data),
-             "--runtime-dir", str(self.runtime)],
+            args + self.extra_args,
             stdout=subprocess.DEVNULL, stderr=logf, env=self._env())
         logf.close()
         deadline = time.time() + timeout
@@ -107,15 +142,44 @@ class Vmseald:
         return env
 
     # --- the API and the CLI ------------------------------------------------
-    def api(self, method, path, body=None):
+    def api(self, method, path, body=None, token=None):
         conn = UnixHTTPConnection(str(self.socket))
         data = json.dumps(body) if body is not None else None
-        conn.request(method, path, body=data,
-                     headers={"Content-Type": "application/json"} if data else {})
+        headers = {"Content-Type": "application/json"} if data else {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         text = resp.read()
         conn.close()
         return resp.status, json.loads(text)
+
+    # --- HTTPS (started with https=True) -------------------------------------
+    def tls_context(self):
+        """A client context that trusts only the API's certificate."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def https_connection(self, host="127.0.0.1", timeout=120):
+        assert self.https_port is not None, "start with https=True"
+        return http.client.HTTPSConnection(host, self.https_port, timeout=timeout,
+                                           context=self.tls_context())
+
+    def api_https(self, method, path, body=None, token=None, conn=None):
+        """One request over HTTPS: (status, JSON body, headers). With conn,
+        on that (kept-alive) connection; else on a new one, closed after."""
+        own = conn is None
+        if own:
+            conn = self.https_connection()
+        data = json.dumps(body) if body is not None else None
+        headers = {"Content-Type": "application/json"} if data else {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        text = resp.read()
+        if own:
+            conn.close()
+        return resp.status, json.loads(text), resp.headers
 
     def run_cli(self, *args, input=None, timeout=600):
         env = self._env()

@@ -172,13 +172,14 @@ void api_require_none(struct api_call *c, const char *operation)
 }
 
 RESULT api_start_task(struct api_call *c, const char *operation, const char *target,
-                      bool cancellable, task_fn fn, void *arg, void (*free_arg)(void *),
-                      int *status, json_t **out)
+                      const char *journal_vm, bool cancellable, task_fn fn, void *arg,
+                      void (*free_arg)(void *), int *status, json_t **out)
 {
     struct task_spec spec = {.operation = operation,
                              .target = target,
                              .user = c->user,
-                             .cancellable = cancellable};
+                             .cancellable = cancellable,
+                             .journal_vm = journal_vm};
     json_t *t = NULL;
     GUARD(tasks_start(&spec, fn, arg, free_arg, &t));
     snprintf(c->task_id, sizeof c->task_id, "%s",

@@ -87,10 +87,12 @@ RESULT api_require(struct api_call *c, const char *operation, const char *vm,
 void api_require_none(struct api_call *c, const char *operation) __attribute__((nonnull));
 
 /* Starts a task for the caller: 202 {"task": ...}. Takes arg (freed with
- * free_arg also on failure). */
+ * free_arg also on failure). journal_vm: the VM whose journal a restart
+ * looks at when it is not the target's (a clone's destination), or NULL. */
 RESULT api_start_task(struct api_call *c, const char *operation, const char *target,
-                      bool cancellable, task_fn fn, void *arg, void (*free_arg)(void *),
-                      int *status, json_t **out) __attribute__((nonnull(1, 2, 3, 5, 8, 9)));
+                      const char *journal_vm, bool cancellable, task_fn fn, void *arg,
+                      void (*free_arg)(void *), int *status, json_t **out)
+    __attribute__((nonnull(1, 2, 3, 6, 9, 10)));
 
 /* {"<key>": value} into *out (takes value; NULL value: ERR_NOMEM, as from
  * a failed json_pack). */

@@ -209,8 +209,10 @@ static RESULT start(struct api_call *c, struct task_args *a, int *status, json_t
 {
     char target[API_OBJECT_MAX];
     snprintf(target, sizeof target, "vm/%s", a->name);
-    return api_start_task(c, ops[a->op].name, target, ops[a->op].cancellable, task_run, a,
-                          task_args_free, status, out);
+    /* A clone journals on its destination. */
+    const char *journal_vm = a->op == OP_CLONE ? a->other : NULL;
+    return api_start_task(c, ops[a->op].name, target, journal_vm, ops[a->op].cancellable,
+                          task_run, a, task_args_free, status, out);
 }
 
 /* --- facts and checks -------------------------------------------------------- */

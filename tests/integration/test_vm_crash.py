@@ -1,6 +1,7 @@
 """Crash safety: vmseald is killed with SIGKILL at random moments during
-encrypt, decrypt, full clone with recrypt, deep rekey, shallow rekey and
-snapshot delete (VMSEAL_CRASH_KILLS times in all, 204 by default). After each
+encrypt, decrypt, full clone with recrypt, deep rekey, shallow rekey,
+snapshot delete, and one disk's encrypt and decrypt (storage policy with
+--disk) (VMSEAL_CRASH_KILLS times in all, 204 by default). After each
 kill vmseald restarts (recovery runs from the VM's journal) and:
 
   - the VM opens, with the old or the new keys;
@@ -28,7 +29,8 @@ from vmseald import Vmseald
 MIB = 1 << 20
 SIZE = 4 * MIB
 KILLS = int(os.environ.get("VMSEAL_CRASH_KILLS", "204"))
-OPS = ["encrypt", "rekey-deep", "rekey-shallow", "clone-recrypt", "decrypt", "snapshot-delete"]
+OPS = ["encrypt", "rekey-deep", "rekey-shallow", "clone-recrypt", "decrypt", "snapshot-delete",
+       "disk-decrypt", "disk-encrypt"]
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +76,17 @@ class State:
         d = self.d
         if op == "encrypt" and self.encrypted():
             d.cli("vm", "decrypt", "main")
-        if op in ("rekey-deep", "rekey-shallow", "clone-recrypt", "decrypt") and not self.encrypted():
+        if op in ("rekey-deep", "rekey-shallow", "clone-recrypt", "decrypt", "disk-decrypt",
+                  "disk-encrypt") and not self.encrypted():
             d.cli("vm", "encrypt", "main")
+        # Disk 0 of the encrypted VM: encrypted for disk-decrypt, plaintext
+        # for disk-encrypt.
+        if op in ("disk-decrypt", "disk-encrypt"):
+            disk_encrypted = d.vm("main")["disks"][0]["encrypted"]
+            if op == "disk-decrypt" and not disk_encrypted:
+                d.cli(*self.command("disk-encrypt"))
+            if op == "disk-encrypt" and disk_encrypted:
+                d.cli(*self.command("disk-decrypt"))
         if op == "snapshot-delete":
             d.cli("vm", "snapshot", "create", "main", "s")
             off = random.randrange(0, SIZE // 4096) * 4096
@@ -97,6 +108,10 @@ class State:
             return ["vm", "clone", "main", f"c{self.clones}", "--recrypt"]
         if op == "snapshot-delete":
             return ["vm", "snapshot", "delete", "main", "s"]
+        if op == "disk-encrypt":
+            return ["vm", "policy", "main", "--policy", "VM Encryption Policy", "--disk", "0"]
+        if op == "disk-decrypt":
+            return ["vm", "policy", "main", "--none", "--disk", "0"]
         raise AssertionError(op)
 
     def verify(self, op):

@@ -53,7 +53,8 @@ trap stop INT TERM EXIT
 
 "$bin/vmseal-kms" serve --data-dir "$kms_dir" --listen "$listen" 2>>"$rundir/kms.log" &
 pids+=($!)
-"$bin/vmseald" --data-dir "$vmd_dir" 2>>"$rundir/vmseald.log" >/dev/null &
+api_listen=${VMSEAL_API_LISTEN:-127.0.0.1:8443}
+"$bin/vmseald" --data-dir "$vmd_dir" --listen-https "$api_listen" 2>>"$rundir/vmseald.log" >/dev/null &
 pids+=($!)
 
 sock="$vmd_dir/vmseald.sock"
@@ -86,7 +87,9 @@ vmseal-kms serves KMIP over mutual TLS on $listen (log: $rundir/kms.log).
   client certificate  $kms_dir/pki/client.crt
   client key          $kms_dir/pki/client.key
   audit log           $kms_dir/audit.log
-vmseald serves its API on $sock (log: $rundir/vmseald.log).
+vmseald serves its API on $sock (root is the administrator there) and over
+HTTPS on https://$api_listen (certificate: $vmd_dir/tls/api.crt; audit log:
+$vmd_dir/audit.log; log: $rundir/vmseald.log).
   key providers: "kms" (this KMS, the default) and "native" (back it up first:
   $bin/vmseal kp backup native --to native.backup)
 
@@ -97,6 +100,13 @@ In another shell (vmseal finds ./$sock by itself from this directory):
   $bin/vmseal vm clone web1 web2 --recrypt
   $bin/vmseal vm rekey web1 --deep
   $bin/vmseal vm power-on web1
+Users, roles and the HTTPS API (docs/privileges.md):
+  printf '%s\n' 'a long password' > pw && chmod 600 pw
+  $bin/vmseal user create alice --password-file pw
+  $bin/vmseal permission set --user alice --role "No cryptography administrator"
+  $bin/vmseal --server https://$api_listen --ca $vmd_dir/tls/api.crt login --user alice --password-file pw
+  $bin/vmseal --server https://$api_listen vm decrypt web1     # refused: Cryptographer.Decrypt
+  $bin/vmseal --server https://$api_listen task list
 Stop with Ctrl-C.
 
 TXT

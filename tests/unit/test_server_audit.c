@@ -50,7 +50,8 @@ static char *read_log(size_t *len)
     *len = buf_len(&b);
     char *s = malloc(*len + 1);
     assert_non_null(s);
-    memcpy(s, buf_data(&b), *len);
+    if (*len > 0) /* an empty buf may have no memory at all */
+        memcpy(s, buf_data(&b), *len);
     s[*len] = '\0';
     buf_free(&b);
     return s;

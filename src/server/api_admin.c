@@ -44,9 +44,16 @@ static vs_result r_login(struct api_call *c, int *status, json_t **out)
         err_detail("field 'ttl' is at most %u seconds", AUTH_TOKEN_TTL_MAX);
         goto out;
     }
-    rc = auth_login(c->ctx->auth, user, password, strlen(password),
-                    c->tr->peer != NULL ? c->tr->peer : "", (unsigned)ttl, token, &info,
-                    &c->retry_after);
+    /* Rate limits count per address, not per connection: the port goes. */
+    char address[80] = "";
+    if (c->tr->peer != NULL) {
+        snprintf(address, sizeof address, "%s", c->tr->peer);
+        char *colon = strrchr(address, ':');
+        if (colon != NULL && strncmp(address, "uid=", 4) != 0)
+            *colon = '\0';
+    }
+    rc = auth_login(c->ctx->auth, user, password, strlen(password), address, (unsigned)ttl,
+                    token, &info, &c->retry_after);
     if (!is_ok(rc))
         goto out;
     snprintf(c->token_id, sizeof c->token_id, "%s", info.id);

@@ -64,9 +64,9 @@ enum auth_rate_kind { AUTH_RATE_NAME = 1, AUTH_RATE_PEER = 2 };
 struct auth_rate_entry {
     uint8_t kind; /* 0: free */
     uint8_t key[CRYPTO_SHA256_LEN];
-    unsigned count;                    /* failures recorded, at most AUTH_FAIL_LIMIT */
+    unsigned count;                    /* failures recorded, at most auth_rate_limit(e) */
     unsigned next;                     /* ring slot of the next failure: the oldest when full */
-    int64_t failures[AUTH_FAIL_LIMIT]; /* CLOCK_MONOTONIC nanoseconds */
+    int64_t failures[AUTH_FAIL_PEER_LIMIT]; /* CLOCK_MONOTONIC ns; a name uses AUTH_FAIL_LIMIT */
     int64_t last;                      /* the latest failure (or creation) */
     unsigned hashing;                  /* attempts being hashed now */
 };
@@ -337,6 +337,14 @@ static void auth_rate_tidy(struct auth_rate_entry *e)
         memset(e, 0, sizeof *e);
 }
 
+_Static_assert(AUTH_FAIL_PEER_LIMIT >= AUTH_FAIL_LIMIT, "the ring holds the larger limit");
+
+/* The failures an entry allows in the window. */
+static unsigned auth_rate_limit(const struct auth_rate_entry *e)
+{
+    return e->kind == AUTH_RATE_PEER ? AUTH_FAIL_PEER_LIMIT : AUTH_FAIL_LIMIT;
+}
+
 static int auth_compare_i64(const void *x, const void *y)
 {
     int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
@@ -344,23 +352,24 @@ static int auth_compare_i64(const void *x, const void *y)
 }
 
 /* Seconds until e may try again (0: now). Failures inside the window plus
- * attempts being hashed reach AUTH_FAIL_LIMIT: the wait lasts until enough
+ * attempts being hashed reach the entry's limit: the wait lasts until enough
  * of those failures leave the window; if the attempts in flight alone fill
  * it, a second (they may well succeed). */
 static unsigned auth_rate_wait(const struct auth_rate_entry *e, int64_t now)
 {
-    int64_t recent[AUTH_FAIL_LIMIT];
+    int64_t recent[AUTH_FAIL_PEER_LIMIT];
     unsigned n = 0;
     if (e == NULL)
         return 0;
+    unsigned limit = auth_rate_limit(e);
     /* The ring fills from slot 0: while not full, slots [0, count) hold. */
     for (unsigned i = 0; i < e->count; i++) {
         if (now - e->failures[i] < AUTH_FAIL_WINDOW * AUTH_NS_PER_S)
             recent[n++] = e->failures[i];
     }
-    if (n + e->hashing < AUTH_FAIL_LIMIT)
+    if (n + e->hashing < limit)
         return 0;
-    unsigned k = n + e->hashing - AUTH_FAIL_LIMIT + 1; /* failures that must leave */
+    unsigned k = n + e->hashing - limit + 1; /* failures that must leave */
     if (k > n)
         return 1;
     qsort(recent, n, sizeof recent[0], auth_compare_i64);
@@ -446,8 +455,8 @@ static void auth_rate_release_one(struct auth_rate_entry *e, enum auth_rate_outc
         e->hashing--;
     if (outcome == AUTH_RATE_FAILURE) {
         e->failures[e->next] = now;
-        e->next = (e->next + 1) % AUTH_FAIL_LIMIT;
-        if (e->count < AUTH_FAIL_LIMIT)
+        e->next = (e->next + 1) % auth_rate_limit(e);
+        if (e->count < auth_rate_limit(e))
             e->count++;
         e->last = now;
     } else if (outcome == AUTH_RATE_SUCCESS) {

@@ -15,8 +15,10 @@
  * stops working when revoked, when it expires, or when its user is deleted.
  *
  * Brute force: failed logins are counted per user name and per peer
- * address in a sliding window (AUTH_FAIL_WINDOW seconds). Past
- * AUTH_FAIL_LIMIT failures, logins for that name or from that peer are
+ * address (without the port: a new connection is the same client) in a
+ * sliding window (AUTH_FAIL_WINDOW seconds). Past AUTH_FAIL_LIMIT failures
+ * for a name, or AUTH_FAIL_PEER_LIMIT from one address (several users may
+ * share one), logins for that name or from that address are
  * refused with ERR_RATE_LIMITED without checking the password (a right
  * password too: no oracle) until the window has passed. Concurrent Argon2id
  * computations are bounded (AUTH_HASH_PARALLEL) so that logins cannot
@@ -44,7 +46,8 @@
 #define AUTH_PASSWORD_MAX 1024
 #define AUTH_TOKEN_TTL_DEFAULT (12u * 3600u)
 #define AUTH_TOKEN_TTL_MAX (30u * 24u * 3600u)
-#define AUTH_FAIL_LIMIT 5
+#define AUTH_FAIL_LIMIT 5       /* failures per user name in the window */
+#define AUTH_FAIL_PEER_LIMIT 20 /* failures per client address (many users may share one) */
 #define AUTH_FAIL_WINDOW 60
 #define AUTH_HASH_PARALLEL 2
 #define AUTH_ROOT_USER "root"

@@ -11,7 +11,8 @@
 #include "vm/journal.h"
 #include "vm/vm.h"
 
-#define VM_HOST_MAX_VMS 256
+#define VM_HOST_MAX_VMS 256 /* running, busy or locked at once */
+#define VM_HOST_MAX_INVENTORY 100000 /* VMs in one datastore */
 #define VM_MAX_CPUS 64
 
 struct vm_running {
@@ -98,7 +99,10 @@ RESULT vm_config_read(struct vm_host *h, const struct vm_desc *d, const struct v
                       uint64_t *memory, unsigned *cpus) __attribute__((nonnull));
 RESULT vm_to_json(struct vm_host *h, struct vm_desc *d, const struct vm_keys *k, json_t **out)
     __attribute__((nonnull(1, 2, 4)));
-RESULT vm_list_names(struct vm_host *h, char (*names)[VM_NAME_MAX], size_t cap, size_t *count)
+/* The names of the VMs in the datastore, sorted: *names is a new array of
+ * *count names (free it), NULL when there are none. At most
+ * VM_HOST_MAX_INVENTORY. */
+RESULT vm_list_names(struct vm_host *h, char (**names)[VM_NAME_MAX], size_t *count)
     __attribute__((nonnull));
 bool vm_is_linked(const struct vm_desc *d) __attribute__((nonnull));
 bool vm_rekey_allowed(const struct vm_desc *d) __attribute__((nonnull));

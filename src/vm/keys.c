@@ -100,13 +100,11 @@ RESULT vm_keys_record(struct vm_host *h, const struct keyprov_ref *ref, const ch
 static RESULT users_of(struct vm_host *h, const char *provider, const char *key_id,
                        json_t **out)
 {
-    static char names[VM_HOST_MAX_VMS][VM_NAME_MAX];
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    char (*names)[VM_NAME_MAX] = NULL;
     size_t n = 0;
     json_t *a = json_array();
     ENSURE(a != NULL, ERR_NOMEM);
-    pthread_mutex_lock(&mu);
-    vs_result rc = vm_list_names(h, names, VM_HOST_MAX_VMS, &n);
+    vs_result rc = vm_list_names(h, &names, &n);
     for (size_t i = 0; is_ok(rc) && i < n; i++) {
         struct vm_desc *d = calloc(1, sizeof *d);
         if (d == NULL) {
@@ -119,7 +117,7 @@ static RESULT users_of(struct vm_host *h, const char *provider, const char *key_
         err_clear();
         free(d);
     }
-    pthread_mutex_unlock(&mu);
+    free(names);
     if (!is_ok(rc)) {
         json_decref(a);
         return rc;

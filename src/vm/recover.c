@@ -195,8 +195,8 @@ void vm_host_recover_all(struct vm_host *h)
     DIR *dp = opendir(h->datastore);
     if (dp == NULL)
         return;
-    static char names[VM_HOST_MAX_VMS][VM_NAME_MAX];
-    size_t n = 0;
+    char (*names)[VM_NAME_MAX] = NULL;
+    size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(dp)) != NULL) {
         if (strncmp(e->d_name, ".trash-", 7) == 0) {
@@ -209,8 +209,23 @@ void vm_host_recover_all(struct vm_host *h)
             err_clear();
             continue;
         }
-        if (is_ok(vm_check_name("VM", e->d_name)) && n < VM_HOST_MAX_VMS)
+        if (is_ok(vm_check_name("VM", e->d_name))) {
+            if (n == cap) {
+                size_t ncap = cap == 0 ? 64 : cap * 2;
+                void *p = ncap <= VM_HOST_MAX_INVENTORY ? reallocarray(names, ncap, sizeof *names)
+                                                        : NULL;
+                if (p == NULL) {
+                    log_error("too many VMs to recover at once: the rest waits for the next "
+                              "start",
+                              LOG_I("vms", (long)n));
+                    err_clear();
+                    break;
+                }
+                names = p;
+                cap = ncap;
+            }
             memcpy(names[n++], e->d_name, strlen(e->d_name) + 1); /* checked length */
+        }
         err_clear();
     }
     closedir(dp);
@@ -251,6 +266,7 @@ void vm_host_recover_all(struct vm_host *h)
         err_clear();
         free(d);
     }
+    free(names);
 }
 
 void vm_host_tick(struct vm_host *h)

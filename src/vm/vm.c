@@ -665,16 +665,25 @@ out:
     return rc;
 }
 
-RESULT vm_list_names(struct vm_host *h, char (*names)[VM_NAME_MAX], size_t cap, size_t *count)
+static int name_cmp(const void *a, const void *b)
 {
+    return strcmp(a, b);
+}
+
+RESULT vm_list_names(struct vm_host *h, char (**names)[VM_NAME_MAX], size_t *count)
+{
+    char (*list)[VM_NAME_MAX] = NULL;
+    size_t n = 0, cap = 0;
+    *names = NULL;
+    *count = 0;
     DIR *dp = opendir(h->datastore);
     if (dp == NULL) {
         RAISE(ERR_IO);
         return err_errno(errno);
     }
-    size_t n = 0;
     struct dirent *e;
-    while ((e = readdir(dp)) != NULL && n < cap) {
+    vs_result rc = OK_RESULT;
+    while ((e = readdir(dp)) != NULL) {
         char path[VM_PATH_MAX];
         struct stat st;
         if (!is_ok(vm_check_name("VM", e->d_name))) {
@@ -682,33 +691,42 @@ RESULT vm_list_names(struct vm_host *h, char (*names)[VM_NAME_MAX], size_t cap, 
             continue;
         }
         if (!is_ok(vm_path(path, sizeof path, "%s/%s/vm.json", h->datastore, e->d_name)) ||
-            stat(path, &st) != 0)
+            stat(path, &st) != 0) {
+            err_clear();
             continue;
-        size_t len = strlen(e->d_name);
-        memcpy(names[n++], e->d_name, len + 1); /* checked: shorter than VM_NAME_MAX */
+        }
+        if (n == cap) {
+            size_t ncap = cap == 0 ? 64 : cap * 2;
+            void *p = ncap <= VM_HOST_MAX_INVENTORY ? reallocarray(list, ncap, sizeof *list)
+                                                    : NULL;
+            if (p == NULL) {
+                rc = RAISE(ncap <= VM_HOST_MAX_INVENTORY ? ERR_NOMEM : ERR_TOO_LARGE);
+                break;
+            }
+            list = p;
+            cap = ncap;
+        }
+        memcpy(list[n++], e->d_name, strlen(e->d_name) + 1); /* checked: < VM_NAME_MAX */
     }
     closedir(dp);
-    /* Sorted, for a stable listing. */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char t[VM_NAME_MAX];
-            memcpy(t, names[j], VM_NAME_MAX);
-            memcpy(names[j], names[j - 1], VM_NAME_MAX);
-            memcpy(names[j - 1], t, VM_NAME_MAX);
-        }
+    if (!is_ok(rc)) {
+        free(list);
+        return rc;
+    }
+    if (n > 1)
+        qsort(list, n, sizeof *list, name_cmp); /* a stable listing */
+    *names = list;
     *count = n;
     return OK_RESULT;
 }
 
 RESULT vm_list(struct vm_host *h, json_t **out)
 {
-    static char names[VM_HOST_MAX_VMS][VM_NAME_MAX];
-    static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+    char (*names)[VM_NAME_MAX] = NULL;
     size_t n = 0;
     json_t *a = json_array();
     ENSURE(a != NULL, ERR_NOMEM);
-    pthread_mutex_lock(&names_mu);
-    vs_result rc = vm_list_names(h, names, VM_HOST_MAX_VMS, &n);
+    vs_result rc = vm_list_names(h, &names, &n);
     for (size_t i = 0; is_ok(rc) && i < n; i++) {
         json_t *v = NULL;
         vs_result r = vm_info(h, names[i], &v);
@@ -722,7 +740,7 @@ RESULT vm_list(struct vm_host *h, json_t **out)
             err_clear();
         }
     }
-    pthread_mutex_unlock(&names_mu);
+    free(names);
     if (!is_ok(rc)) {
         json_decref(a);
         return rc;

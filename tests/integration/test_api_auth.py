@@ -87,7 +87,7 @@ def test_wrong_password_and_unknown_user_look_the_same_and_take_the_same_time(en
         return time.perf_counter() - t0, status, out
 
     right, wrong, unknown = [], [], []
-    # Two rounds: four failures from this peer, under the rate limit of five.
+    # Two rounds: two failures per name at most, four from this peer.
     for i in range(2):
         # Different users for the failures, so that rate limiting stays out.
         a.user(f"u{i}", PW)

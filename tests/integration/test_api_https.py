@@ -462,3 +462,22 @@ def test_socket_as_another_uid(d):
     # Deleted again: refused again.
     assert d.api("DELETE", f"/v1/users/{name}")[0] == 200
     assert nobody_api(d, "GET", "/v1/session")[0] == 401
+
+
+def test_rate_limit_counts_per_address_not_per_connection(workdir):
+    """Each guess on a new connection comes from a new port: the address's
+    limit (20 failures a minute, above a name's 5) must still hold against
+    guessing across many names from one address."""
+    from conftest import BUILD_DIR
+    d = Vmseald(BUILD_DIR, workdir / "spray", https=True)
+    d.start()
+    try:
+        codes = []
+        for i in range(22):
+            status, out, headers = d.api_https(
+                "POST", "/v1/session", {"user": f"spray{i}", "password": "guess-guess"})
+            codes.append(status)
+        assert codes[:20] == [401] * 20, codes
+        assert set(codes[20:]) == {429}, codes
+    finally:
+        d.stop()

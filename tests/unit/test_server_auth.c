@@ -566,8 +566,9 @@ static void test_rate_limit_peer(void **state)
     unsigned retry = 0;
     (void)state;
     create_user("dave");
-    /* One failure each for many names, all from one address. */
-    for (int i = 0; i < AUTH_FAIL_LIMIT; i++) {
+    /* One failure each for many names, all from one address: the address's
+     * limit is larger than a name's (many users may share an address). */
+    for (int i = 0; i < AUTH_FAIL_PEER_LIMIT; i++) {
         snprintf(name, sizeof name, "guess%d", i);
         assert_login_fails(name, PASSWORD, PASSWORD_LEN, "192.0.2.7", ERR_UNAUTHENTICATED);
     }

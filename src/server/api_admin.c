@@ -354,9 +354,13 @@ static RESULT permission_object(struct api_call *c, const char *object)
     if (strncmp(object, "vm/", 3) == 0) {
         json_t *v = NULL;
         GUARD(vm_check_name("VM", object + 3));
-        GUARD(vm_info(c->ctx->host, object + 3, &v));
+        vs_result rc = vm_info(c->ctx->host, object + 3, &v);
         json_decref(v);
-        return OK_RESULT;
+        if (!is_ok(rc) && rc.code == ERR_NOT_FOUND) {
+            RAISE(ERR_NOT_FOUND);
+            return err_detail("no VM named '%s'", object + 3);
+        }
+        return rc;
     }
     if (strncmp(object, "folder/", 7) == 0) {
         char parent[8];

@@ -316,6 +316,16 @@ def test_permissions_on_a_vm_and_a_folder_propagate(env):
     # A VM the caller cannot see is refused, not reported missing.
     status, out = a.call(tok, "GET", "/v1/vms/no-such-vm")
     assert status == 403, out
+    # A permission needs an object that exists, and says so plainly.
+    status, out = d.api("POST", "/v1/permissions", {"user": "bob", "role": "Read-only",
+                                                     "object": "vm/no-such-vm"})
+    assert status == 404 and out["error"]["message"] == "no VM named 'no-such-vm'", out
+    status, out = d.api("POST", "/v1/permissions", {"user": "bob", "role": "Read-only",
+                                                     "object": "folder/none"})
+    assert status == 404, out
+    status, out = d.api("POST", "/v1/permissions", {"user": "bob", "role": "Read-only",
+                                                     "object": "datastore/x"})
+    assert status == 400, out
     # Folder: a permission on it reaches the VMs moved into it.
     a.root("POST", "/v1/folders", {"name": "f1"})
     a.root("POST", "/v1/permissions", {"user": "bob", "role": "Read-only",

@@ -196,7 +196,7 @@ int main(int argc, char **argv)
     struct config cfg = {.threads = 16, .seconds = 10, .warmup = 1, .label = "api"};
     char token[TOKEN_MAX];
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             return usage();
@@ -218,7 +218,6 @@ int main(int argc, char **argv)
             cfg.warmup = strtod(v, NULL);
         else
             return usage();
-        i++;
     }
     if (cfg.url == NULL || cfg.threads < 1 || cfg.threads > THREADS_MAX || cfg.seconds <= 0 ||
         cfg.warmup < 0)

@@ -594,7 +594,8 @@ static bool exists(const char *datastore, const char *name, const char *file)
 {
     char path[512];
     struct stat st;
-    snprintf(path, sizeof path, "%s/%s%s%s", datastore, name, file[0] ? "/" : "", file);
+    int n = snprintf(path, sizeof path, "%s/%s%s%s", datastore, name, file[0] ? "/" : "", file);
+    assert_true(n > 0 && (size_t)n < sizeof path);
     return stat(path, &st) == 0;
 }
 

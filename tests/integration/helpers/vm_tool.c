@@ -147,7 +147,7 @@ static vs_result disk_transform(struct tool *t, bool encrypt, json_t **out)
 {
     static struct cancel_at c; /* static: the engine's threads see it until we exit */
     struct vm_task_ctl *ctl = NULL;
-    unsigned index;
+    unsigned index = 0;
     if (!parse_index(t->argv[1], &index)) {
         RAISE(ERR_INVALID_ARG);
         return err_detail("bad disk index '%s'", t->argv[1]);
@@ -246,14 +246,14 @@ static vs_result index_then_path(struct tool *t, unsigned *index)
 
 static vs_result cmd_export(struct tool *t, json_t **out)
 {
-    unsigned index;
+    unsigned index = 0;
     GUARD(index_then_path(t, &index));
     return vm_export_disk(t->h, t->argv[0], index, t->argv[2], NULL, out);
 }
 
 static vs_result cmd_secret(struct tool *t, json_t **out)
 {
-    unsigned index;
+    unsigned index = 0;
     GUARD(index_then_path(t, &index));
     return vm_disk_secret(t->h, t->argv[0], index, t->argv[2], out);
 }

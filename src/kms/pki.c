@@ -434,7 +434,7 @@ out:
  * bits read as unsigned are never negative and take at most 17 octets in DER
  * (a leading zero when the top bit is set). Zero, with probability 2^-128, is
  * not positive: it becomes 1. */
-static RESULT pki_set_serial(X509 *x)
+RESULT pki_x509_serial(X509 *x)
 {
     vs_result rc = OK_RESULT;
     uint8_t rnd[PKI_SERIAL_BYTES];
@@ -452,7 +452,7 @@ out:
 }
 
 /* Adds one extension with a constant configuration value. */
-static RESULT pki_add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+RESULT pki_x509_add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 {
     X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
     int ok;
@@ -480,7 +480,7 @@ static RESULT pki_cert_new(const struct pki_profile *p, const X509_NAME *subject
     ENSURE_OSSL(x != NULL, "X509_new");
     /* RFC 5280 §4.1.2.1: extensions need v3, encoded as the integer 2. */
     ENSURE_OSSL_OUT(X509_set_version(x, X509_VERSION_3) == 1, "X509_set_version");
-    GUARD_OUT(pki_set_serial(x));
+    GUARD_OUT(pki_x509_serial(x));
     ENSURE_OSSL_OUT(X509_set_subject_name(x, subject) == 1, "X509_set_subject_name");
     /* §4.1.2.4: the issuer field is the issuer's subject, byte for byte, so
      * that verifiers chain on it. */
@@ -506,18 +506,18 @@ static RESULT pki_cert_new(const struct pki_profile *p, const X509_NAME *subject
     memset(&ctx, 0, sizeof(ctx));
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, issuer_cert != NULL ? issuer_cert : x, x, NULL, NULL, 0);
-    GUARD_OUT(pki_add_ext(x, &ctx, NID_basic_constraints, p->basic_constraints));
-    GUARD_OUT(pki_add_ext(x, &ctx, NID_key_usage, p->key_usage));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_basic_constraints, p->basic_constraints));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_key_usage, p->key_usage));
     if (p->ext_key_usage != NULL)
-        GUARD_OUT(pki_add_ext(x, &ctx, NID_ext_key_usage, p->ext_key_usage));
+        GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_ext_key_usage, p->ext_key_usage));
     /* §4.2.1.2: the SHA-1 of the subjectPublicKey bits (method 1); MUST on a
      * CA, SHOULD on an end entity. */
-    GUARD_OUT(pki_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
     /* §4.2.1.1: MUST, except on a self-signed CA, where it MAY be omitted.
      * "always": fail rather than silently omit it if the issuer has no
      * subjectKeyIdentifier. */
     if (issuer_cert != NULL)
-        GUARD_OUT(pki_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
+        GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
     if (san != NULL)
         ENSURE_OSSL_OUT(X509_add1_ext_i2d(x, NID_subject_alt_name, san, san_critical ? 1 : 0,
                                           X509V3_ADD_DEFAULT) == 1,
@@ -550,7 +550,7 @@ static RESULT pki_name_cn(const char *cn, X509_NAME **out)
 
 /* Appends a dNSName or iPAddress to names, skipping a repeat (the hostname
  * may be "localhost" or "127.0.0.1"). */
-static RESULT pki_san_push(GENERAL_NAMES *names, int type, const char *value)
+RESULT pki_x509_san_push(GENERAL_NAMES *names, int type, const char *value)
 {
     vs_result rc = OK_RESULT;
     ASN1_STRING *s = NULL;
@@ -587,8 +587,8 @@ static RESULT pki_server_san(const char *host, bool host_is_ip, GENERAL_NAMES **
 
     ENSURE_OSSL(names != NULL, "sk_GENERAL_NAME_new_null");
     for (size_t i = 0; i < sizeof(pki_server_names) / sizeof(pki_server_names[0]); i++)
-        GUARD_OUT(pki_san_push(names, pki_server_names[i].type, pki_server_names[i].value));
-    GUARD_OUT(pki_san_push(names, host_is_ip ? GEN_IPADD : GEN_DNS, host));
+        GUARD_OUT(pki_x509_san_push(names, pki_server_names[i].type, pki_server_names[i].value));
+    GUARD_OUT(pki_x509_san_push(names, host_is_ip ? GEN_IPADD : GEN_DNS, host));
     *out = names;
     names = NULL;
 out:

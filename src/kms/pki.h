@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include <openssl/types.h>
+#include <openssl/x509v3.h>
 
 #include "core/buf.h"
 #include "core/result.h"
@@ -122,5 +123,18 @@ RESULT pki_cert_identity(X509 *cert, char *out, size_t out_size) __attribute__((
 /* The lower-case hex SHA-256 of cert's DER encoding, as `openssl x509
  * -fingerprint -sha256` prints it without colons, NUL-terminated. */
 RESULT pki_cert_fingerprint(X509 *cert, char out[PKI_FINGERPRINT_SIZE]) __attribute__((nonnull));
+
+/* Building blocks of X.509 certificates, shared with pki_gen.c and
+ * vmseald's API certificate (src/server/tls.c). */
+
+/* A random positive serial number of 128 bits (RFC 5280 §4.1.2.2). */
+RESULT pki_x509_serial(X509 *x) __attribute__((nonnull));
+/* Adds one extension from a constant configuration value ("critical,CA:FALSE"). */
+RESULT pki_x509_add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+    __attribute__((nonnull));
+/* Appends a dNSName (GEN_DNS) or iPAddress (GEN_IPADD) to names, skipping
+ * a repeat. */
+RESULT pki_x509_san_push(GENERAL_NAMES *names, int type, const char *value)
+    __attribute__((nonnull));
 
 #endif

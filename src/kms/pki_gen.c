@@ -26,7 +26,6 @@
 #include "core/crypto.h"
 
 /* RFC 5280 §4.1.2.2 and the CA/Browser Forum's 64 unpredictable bits: 128. */
-#define PKI_GEN_SERIAL_BYTES 16
 /* RFC 1123 §2.1 via RFC 1035 §2.3.4. */
 #define PKI_GEN_DNS_MAX 253
 /* ub-common-name, RFC 5280 Appendix A.1. */
@@ -209,75 +208,26 @@ static RESULT pki_gen_sans(const char *const *sans, size_t nsans, GENERAL_NAMES 
 {
     vs_result rc = OK_RESULT;
     GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
-    GENERAL_NAME *gen = NULL;
-    ASN1_STRING *s = NULL;
 
     if (names == NULL)
         return PKI_GEN_FAIL("sk_GENERAL_NAME_new_null");
     for (size_t i = 0; i < nsans; i++) {
         unsigned char addr[sizeof(struct in6_addr)];
-        int type;
         if (inet_pton(AF_INET, sans[i], addr) == 1 || inet_pton(AF_INET6, sans[i], addr) == 1) {
-            /* RFC 5280 §4.2.1.6: 4 or 16 octets in network order. */
-            type = GEN_IPADD;
-            s = a2i_IPADDRESS(sans[i]);
-            ENSURE_OSSL_OUT(s != NULL, "encoding an IP address");
+            GUARD_OUT(pki_x509_san_push(names, GEN_IPADD, sans[i]));
         } else if (pki_gen_is_dns_name(sans[i])) {
-            type = GEN_DNS;
-            s = ASN1_IA5STRING_new();
-            ENSURE_OSSL_OUT(s != NULL && ASN1_STRING_set(s, sans[i], -1) == 1,
-                            "encoding a DNS name");
+            GUARD_OUT(pki_x509_san_push(names, GEN_DNS, sans[i]));
         } else {
             REFUSE_OUT(ERR_INVALID_ARG,
                        "subjectAltName %zu is neither an IP address nor a DNS name (RFC 1123)",
                        i + 1);
         }
-        gen = GENERAL_NAME_new();
-        ENSURE_OSSL_OUT(gen != NULL, "GENERAL_NAME_new");
-        GENERAL_NAME_set0_value(gen, type, s);
-        s = NULL;
-        ENSURE_OSSL_OUT(sk_GENERAL_NAME_push(names, gen) > 0, "sk_GENERAL_NAME_push");
-        gen = NULL;
     }
     *out = names;
     names = NULL;
 out:
-    ASN1_STRING_free(s);
-    GENERAL_NAME_free(gen);
     GENERAL_NAMES_free(names);
     return rc;
-}
-
-static RESULT pki_gen_serial(X509 *x)
-{
-    vs_result rc = OK_RESULT;
-    uint8_t rnd[PKI_GEN_SERIAL_BYTES];
-    BIGNUM *bn = NULL;
-
-    GUARD(crypto_random(rnd, sizeof(rnd)));
-    bn = BN_bin2bn(rnd, sizeof(rnd), NULL);
-    ENSURE_OSSL_OUT(bn != NULL, "BN_bin2bn");
-    /* Positive (§4.1.2.2): zero, with probability 2^-128, becomes one. */
-    if (BN_is_zero(bn))
-        ENSURE_OSSL_OUT(BN_one(bn) == 1, "BN_one");
-    ENSURE_OSSL_OUT(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL, "BN_to_ASN1_INTEGER");
-out:
-    BN_free(bn);
-    return rc;
-}
-
-static RESULT pki_gen_add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-    int ok;
-
-    if (ext == NULL)
-        return PKI_GEN_FAIL(OBJ_nid2ln(nid));
-    ok = X509_add_ext(x, ext, -1); /* copies ext */
-    X509_EXTENSION_free(ext);
-    if (ok != 1)
-        return PKI_GEN_FAIL("X509_add_ext");
-    return OK_RESULT;
 }
 
 vs_result pki_self_signed(const char *cn, const char *const *sans, size_t nsans, int days,
@@ -306,7 +256,7 @@ vs_result pki_self_signed(const char *cn, const char *const *sans, size_t nsans,
     x = X509_new();
     ENSURE_OSSL_OUT(x != NULL, "X509_new");
     ENSURE_OSSL_OUT(X509_set_version(x, X509_VERSION_3) == 1, "X509_set_version");
-    GUARD_OUT(pki_gen_serial(x));
+    GUARD_OUT(pki_x509_serial(x));
     ENSURE_OSSL_OUT(X509_set_subject_name(x, subject) == 1 && X509_set_issuer_name(x, subject) == 1,
                     "setting the names");
     ENSURE_OSSL_OUT(X509_time_adj_ex(X509_getm_notBefore(x), 0, -PKI_BACKDATE_SECONDS, &now) != NULL,
@@ -324,9 +274,9 @@ vs_result pki_self_signed(const char *cn, const char *const *sans, size_t nsans,
      * its keyUsage, when there is one, allows keyCertSign, which
      * §4.2.1.3 forbids with cA FALSE. Without the extension every usage is
      * allowed; the extendedKeyUsage still limits it to TLS. */
-    GUARD_OUT(pki_gen_add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
-    GUARD_OUT(pki_gen_add_ext(x, &ctx, NID_ext_key_usage, "clientAuth,serverAuth"));
-    GUARD_OUT(pki_gen_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_ext_key_usage, "clientAuth,serverAuth"));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
     if (san != NULL)
         ENSURE_OSSL_OUT(X509_add1_ext_i2d(x, NID_subject_alt_name, san, 0, X509V3_ADD_DEFAULT) == 1,
                         "adding subjectAltName");

@@ -138,7 +138,7 @@ RESULT api_wrap(const char *key, json_t *value, json_t **out)
 /* --- privileges and tasks ------------------------------------------------ */
 
 /* The privilege name in authz_require's detail ("... lacks privilege X on Y"). */
-static void note_missing(struct api_call *c)
+void api_note_missing(struct api_call *c)
 {
     const char *d = err_last()->detail, *p = strstr(d, "lacks privilege ");
     if (p == NULL)
@@ -159,7 +159,7 @@ RESULT api_require(struct api_call *c, const char *operation, const char *vm,
         snprintf(c->object, sizeof c->object, "%s", parent != NULL ? parent : "/");
     vs_result rc = authz_require_op(c->ctx->authz, &c->subject, operation, vm, parent, f);
     if (!is_ok(rc) && rc.code == ERR_FORBIDDEN)
-        note_missing(c);
+        api_note_missing(c);
     return rc;
 }
 

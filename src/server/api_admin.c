@@ -297,10 +297,7 @@ static vs_result r_role_create(struct api_call *c, int *status, json_t **out)
     /* No escalation: a role carries only privileges its maker holds. */
     vs_result rc = authz_require_all(c->ctx->authz, &c->subject, "/", set);
     if (!is_ok(rc)) {
-        const char *d = strstr(err_last()->detail, "lacks privilege ");
-        if (d != NULL)
-            snprintf(c->missing, sizeof c->missing, "%.*s",
-                     (int)strcspn(d + 16, " "), d + 16);
+        api_note_missing(c);
         return rc;
     }
     GUARD(authz_role_create(c->ctx->authz, name, privs, n));
@@ -395,10 +392,7 @@ static vs_result r_permission_set(struct api_call *c, int *status, json_t **out)
     /* No escalation: nobody hands out what they do not hold there. */
     vs_result rc = authz_require_all(c->ctx->authz, &c->subject, object, privs);
     if (!is_ok(rc)) {
-        const char *d = strstr(err_last()->detail, "lacks privilege ");
-        if (d != NULL)
-            snprintf(c->missing, sizeof c->missing, "%.*s",
-                     (int)strcspn(d + 16, " "), d + 16);
+        api_note_missing(c);
         return rc;
     }
     GUARD(authz_permission_set(c->ctx->authz, name, group, role, object, propagate));

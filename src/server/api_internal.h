@@ -82,6 +82,10 @@ void api_body_wipe(json_t *body, const char *key) __attribute__((nonnull));
 RESULT api_require(struct api_call *c, const char *operation, const char *vm,
                    const char *parent, const struct op_facts *f)
     __attribute__((nonnull(1, 2, 5)));
+/* Records, for the audit, the privilege named by the last ERR_FORBIDDEN
+ * (authz_require's "... lacks privilege X on Y"). */
+void api_note_missing(struct api_call *c) __attribute__((nonnull));
+
 /* For routes open to any authenticated caller (login, logout, own tokens,
  * own tasks): records operation for the audit. */
 void api_require_none(struct api_call *c, const char *operation) __attribute__((nonnull));

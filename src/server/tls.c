@@ -45,7 +45,6 @@
 
 /* RFC 5280 §4.1.2.2: a positive serial of at most 20 octets; 128 random
  * bits (the CA/Browser Forum asks for at least 64 unpredictable ones). */
-#define TLS_SERIAL_BYTES 16
 
 /* RFC 1123 §2.1 via RFC 1035 §2.3.4. */
 #define TLS_HOSTNAME_MAX 253
@@ -297,70 +296,6 @@ static void tls_hostname(char out[TLS_HOSTNAME_MAX + 1], bool *is_ip)
         out[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
 }
 
-/* Appends a dNSName or iPAddress, skipping a repeat (the host may be
- * called "localhost"). */
-static RESULT tls_san_push(GENERAL_NAMES *names, int type, const char *value)
-{
-    vs_result rc = OK_RESULT;
-    ASN1_STRING *s = NULL;
-    GENERAL_NAME *gen = NULL;
-
-    if (type == GEN_IPADD) {
-        /* §4.2.1.6: 4 octets for IPv4, 16 for IPv6, network order. */
-        s = a2i_IPADDRESS(value);
-        ENSURE_OSSL_OUT(s != NULL, "encoding an IP address");
-    } else {
-        s = ASN1_IA5STRING_new();
-        ENSURE_OSSL_OUT(s != NULL && ASN1_STRING_set(s, value, -1) == 1, "encoding a DNS name");
-    }
-    gen = GENERAL_NAME_new();
-    ENSURE_OSSL_OUT(gen != NULL, "GENERAL_NAME_new");
-    GENERAL_NAME_set0_value(gen, type, s);
-    s = NULL;
-    for (int i = 0; i < sk_GENERAL_NAME_num(names); i++)
-        if (GENERAL_NAME_cmp(sk_GENERAL_NAME_value(names, i), gen) == 0)
-            goto out;
-    ENSURE_OSSL_OUT(sk_GENERAL_NAME_push(names, gen) > 0, "sk_GENERAL_NAME_push");
-    gen = NULL;
-out:
-    GENERAL_NAME_free(gen);
-    ASN1_STRING_free(s);
-    return rc;
-}
-
-/* Adds one extension with a constant configuration value. */
-static RESULT tls_add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-    int ok;
-
-    if (ext == NULL)
-        return TLS_FAIL(OBJ_nid2ln(nid));
-    ok = X509_add_ext(x, ext, -1); /* copies */
-    X509_EXTENSION_free(ext);
-    if (ok != 1)
-        return TLS_FAIL("X509_add_ext");
-    return OK_RESULT;
-}
-
-static RESULT tls_set_serial(X509 *x)
-{
-    vs_result rc = OK_RESULT;
-    uint8_t rnd[TLS_SERIAL_BYTES];
-    BIGNUM *bn = NULL;
-
-    GUARD(crypto_random(rnd, sizeof rnd));
-    bn = BN_bin2bn(rnd, sizeof rnd, NULL);
-    ENSURE_OSSL_OUT(bn != NULL, "BN_bin2bn");
-    if (BN_is_zero(bn)) /* not positive; probability 2^-128 */
-        ENSURE_OSSL_OUT(BN_one(bn) == 1, "BN_one");
-    ENSURE_OSSL_OUT(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL,
-                    "BN_to_ASN1_INTEGER");
-out:
-    BN_free(bn);
-    return rc;
-}
-
 /* A self-signed server certificate for key. */
 static RESULT tls_cert_new(EVP_PKEY *key, X509 **out)
 {
@@ -382,7 +317,7 @@ static RESULT tls_cert_new(EVP_PKEY *key, X509 **out)
                     "setting the subject CN");
     /* RFC 5280 §4.1.2.1: extensions need v3. */
     ENSURE_OSSL_OUT(X509_set_version(x, X509_VERSION_3) == 1, "X509_set_version");
-    GUARD_OUT(tls_set_serial(x));
+    GUARD_OUT(pki_x509_serial(x));
     ENSURE_OSSL_OUT(X509_set_subject_name(x, name) == 1 && X509_set_issuer_name(x, name) == 1,
                     "setting the names");
     ENSURE_OSSL_OUT(X509_time_adj_ex(X509_getm_notBefore(x), 0, -TLS_BACKDATE_SECONDS, &now) !=
@@ -396,17 +331,17 @@ static RESULT tls_cert_new(EVP_PKEY *key, X509 **out)
     X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
     /* An end entity: no verifier may take it for an issuer. An ECDSA key
      * in TLS only signs: digitalSignature is all it needs. */
-    GUARD_OUT(tls_add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
-    GUARD_OUT(tls_add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature"));
-    GUARD_OUT(tls_add_ext(x, &ctx, NID_ext_key_usage, "serverAuth"));
-    GUARD_OUT(tls_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature"));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_ext_key_usage, "serverAuth"));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_subject_key_identifier, "hash"));
     /* Equal to the subject key identifier: verifiers see at once that the
      * certificate is its own issuer. */
-    GUARD_OUT(tls_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
+    GUARD_OUT(pki_x509_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
     for (size_t i = 0; i < sizeof tls_local_names / sizeof tls_local_names[0]; i++)
-        GUARD_OUT(tls_san_push(san, tls_local_names[i].type, tls_local_names[i].value));
+        GUARD_OUT(pki_x509_san_push(san, tls_local_names[i].type, tls_local_names[i].value));
     if (host[0] != '\0')
-        GUARD_OUT(tls_san_push(san, host_is_ip ? GEN_IPADD : GEN_DNS, host));
+        GUARD_OUT(pki_x509_san_push(san, host_is_ip ? GEN_IPADD : GEN_DNS, host));
     ENSURE_OSSL_OUT(X509_add1_ext_i2d(x, NID_subject_alt_name, san, 0, X509V3_ADD_DEFAULT) == 1,
                     "adding subjectAltName");
     /* ecdsa-with-SHA256 (RFC 5758 §3.2). Returns the signature's length. */

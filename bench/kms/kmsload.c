@@ -5,7 +5,7 @@
  *   kmsload --host H --port P --ca CA --cert CRT --key KEY
  *           --mode get|create|newconn-get|create-one
  *           [--connections N] [--seconds S] [--uid UID] [--kmip 1.2]
- *           [--tls 1.2|1.3|auto] [--servername localhost] [--resume]
+ *           [--tls 1.2|1.3|auto] [--servername localhost] [--resume] [--spin]
  *
  *   get          Get of one key, back to back, on N persistent connections.
  *   create       Create (AES-256, Encrypt|Decrypt) on N persistent connections.
@@ -13,6 +13,14 @@
  *                vCenter does); --resume offers the session of the thread's
  *                previous connection, as a client's TLS session cache would.
  *   create-one   Create one key and print "uid=UID" (for the get modes).
+ *
+ * --spin (get and create): after the handshake, each persistent connection
+ * waits for its response by polling a non-blocking socket instead of
+ * sleeping in read(2). The server's answer then does not have to wake a
+ * sleeping thread here, which on a virtual machine costs as much as a Get:
+ * with it, a ping-pong on one connection measures the server, not the load
+ * generator's wake-up latency. It burns one core per connection, so it is
+ * for one or two connections only.
  *
  * Without --uid, the get modes create the key they read first. Requests are
  * encoded here, by hand (KMIP 1.4 §9.1 TTLV; KMIP 2.x Attributes for
@@ -32,6 +40,7 @@
  * load generator itself was the bottleneck.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -124,6 +133,7 @@ struct options {
     long kmip_major, kmip_minor;
     int tls_max; /* 0: whatever both sides support */
     bool resume;
+    bool spin;
 };
 
 /* --- TTLV encoding (KMIP 1.4 §9.1.1) ----------------------------------- */
@@ -430,19 +440,45 @@ static bool conn_open(struct conn *c, SSL_CTX *ctx, const struct target *t, cons
         tls_print_errors("TLS handshake");
         goto fail;
     }
+    if (o->spin && o->mode != MODE_NEWCONN_GET) {
+        int fl = fcntl(c->fd, F_GETFL);
+        if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+            fprintf(stderr, "kmsload: fcntl: %s\n", strerror(errno));
+            goto fail;
+        }
+    }
     return true;
 fail:
     conn_close(c, false);
     return false;
 }
 
+/* After a failed SSL_read_ex/SSL_write_ex: whether to try again. Only on a
+ * non-blocking (--spin) socket that has nothing yet, and not past the I/O
+ * timeout that blocking sockets get from SO_RCVTIMEO. */
+static bool ssl_again(SSL *ssl, int ret, double *give_up)
+{
+    int e = SSL_get_error(ssl, ret);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        return false;
+    double now = now_seconds();
+    if (*give_up == 0)
+        *give_up = now + IO_TIMEOUT_SECONDS;
+    return now < *give_up;
+}
+
 static bool ssl_write_all(SSL *ssl, const uint8_t *p, size_t n)
 {
     size_t written = 0;
+    double give_up = 0;
     while (written < n) {
         size_t w = 0;
-        if (SSL_write_ex(ssl, p + written, n - written, &w) != 1)
+        int ret = SSL_write_ex(ssl, p + written, n - written, &w);
+        if (ret != 1) {
+            if (ssl_again(ssl, ret, &give_up))
+                continue;
             return false;
+        }
         written += w;
     }
     return true;
@@ -451,10 +487,15 @@ static bool ssl_write_all(SSL *ssl, const uint8_t *p, size_t n)
 static bool ssl_read_all(SSL *ssl, uint8_t *p, size_t n)
 {
     size_t got = 0;
+    double give_up = 0;
     while (got < n) {
         size_t r = 0;
-        if (SSL_read_ex(ssl, p + got, n - got, &r) != 1)
+        int ret = SSL_read_ex(ssl, p + got, n - got, &r);
+        if (ret != 1) {
+            if (ssl_again(ssl, ret, &give_up))
+                continue;
             return false;
+        }
         got += r;
     }
     return true;
@@ -802,7 +843,7 @@ static int usage(FILE *f)
     fprintf(f, "usage: kmsload --host H --port P --ca CA.crt --cert CLIENT.crt --key CLIENT.key\n"
                "               --mode get|create|newconn-get|create-one [--connections N]\n"
                "               [--seconds S] [--uid UID] [--kmip 1.2] [--tls 1.2|1.3|auto]\n"
-               "               [--servername localhost] [--resume]\n");
+               "               [--servername localhost] [--resume] [--spin]\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -847,6 +888,10 @@ static bool parse_args(int argc, char **argv, struct options *o)
     o->servername = "localhost";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--spin") == 0) {
+            o->spin = true;
+            continue;
+        }
         if (strcmp(a, "--resume") == 0) {
             o->resume = true;
             continue;

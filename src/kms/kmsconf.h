@@ -34,6 +34,7 @@ struct kms_config {
     uint64_t idle_timeout_ms;
     uint64_t handshake_timeout_ms;
     unsigned max_connections;
+    uint64_t busy_poll_us; /* 0: never poll without sleeping */
     /* [tls] */
     char certificate[PATH_MAX];
     char key[PATH_MAX];

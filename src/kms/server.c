@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -91,6 +92,8 @@ struct kms_loop {
     bool read_ctx_ready;
     pthread_t thread;
     bool thread_started; /* loops[0] runs on the caller's thread */
+    /* Set by every callback that did work; read by kms_loop_run. */
+    bool worked;
 };
 
 struct kms_server {
@@ -258,6 +261,7 @@ static void kms_conn_read(struct bufferevent *bev, void *arg)
     struct kms_job *j;
     uint8_t *p;
 
+    loop->worked = true;
     if (c->busy || c->closing || !c->authenticated || s->stopping)
         return;
     if (evbuffer_get_length(in) < TTLV_HEADER_LEN)
@@ -320,6 +324,7 @@ static void kms_done_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
+    loop->worked = true;
     pthread_mutex_lock(&s->mu);
     list = loop->done_head;
     loop->done_head = loop->done_tail = NULL;
@@ -663,12 +668,61 @@ static RESULT kms_listen(const struct kms_config *cfg, const struct sockaddr_sto
 
 /* Runs one loop (other than the first, which runs on kms_server_run's
  * thread). Whatever ends it ends them all: the server stops as one. */
+static void kms_loop_run(struct kms_loop *loop);
+
 static void *kms_loop_main(void *arg)
 {
     struct kms_loop *loop = arg;
-    event_base_dispatch(loop->base);
+    kms_loop_run(loop);
     kms_loops_exit(loop->srv);
     return NULL;
+}
+
+static uint64_t kms_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool kms_loop_stopped(struct event_base *base)
+{
+    return event_base_got_exit(base) || event_base_got_break(base);
+}
+
+/* Runs one loop until it is told to exit. After a round that answered a
+ * request, the loop polls without sleeping for busy_poll (a client that
+ * sends its next request within that time finds the loop awake: no
+ * wake-up of a sleeping thread on either side, which on a virtual machine
+ * costs more than answering a Get); each new request restarts the window.
+ * A poll that finds nothing yields the CPU, so runnable threads are not
+ * starved by the spin. busy_poll = 0: plain event_base_dispatch. */
+static void kms_loop_run(struct kms_loop *loop)
+{
+    struct event_base *base = loop->base;
+    uint64_t window = loop->srv->cfg->busy_poll_us * 1000u;
+
+    if (window == 0) {
+        event_base_dispatch(base);
+        return;
+    }
+    for (;;) {
+        loop->worked = false;
+        if (event_base_loop(base, EVLOOP_ONCE) < 0 || kms_loop_stopped(base))
+            return;
+        if (!loop->worked)
+            continue;
+        uint64_t until = kms_now_ns() + window;
+        while (kms_now_ns() < until) {
+            loop->worked = false;
+            if (event_base_loop(base, EVLOOP_NONBLOCK) < 0 || kms_loop_stopped(base))
+                return;
+            if (loop->worked)
+                until = kms_now_ns() + window;
+            else
+                sched_yield();
+        }
+    }
 }
 
 /* The number of loops: network_threads, or one per online CPU. */
@@ -787,7 +841,7 @@ vs_result kms_server_run(const struct kms_config *cfg, struct kms_store *store,
              LOG_U("workers", cfg->workers), LOG_S("data_dir", cfg->data_dir));
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     mask_saved = false;
-    event_base_dispatch(base0);
+    kms_loop_run(&s.loops[0]);
 out:
     if (mask_saved)
         pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);

@@ -828,12 +828,15 @@ vs_result kms_server_run(const struct kms_config *cfg, struct kms_store *store,
 
     s.threads = calloc(cfg->workers, sizeof(*s.threads));
     ENSURE_OUT(s.threads != NULL, ERR_NOMEM);
-    for (s.nthreads = 0; s.nthreads < cfg->workers; s.nthreads++)
+    for (s.nthreads = 0; s.nthreads < cfg->workers; s.nthreads++) {
         if (pthread_create(&s.threads[s.nthreads], NULL, kms_worker_main, &s) != 0)
             BAIL_OUT(ERR_NOMEM);
+        (void)pthread_setname_np(s.threads[s.nthreads], "kms-worker");
+    }
     for (unsigned i = 1; i < s.nloops; i++) {
         if (pthread_create(&s.loops[i].thread, NULL, kms_loop_main, &s.loops[i]) != 0)
             BAIL_OUT(ERR_NOMEM);
+        (void)pthread_setname_np(s.loops[i].thread, "kms-net");
         s.loops[i].thread_started = true;
     }
 

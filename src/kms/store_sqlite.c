@@ -3,10 +3,15 @@
  */
 #include "kms/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -41,21 +46,51 @@ struct kms_write_job {
     /* the outcome */
     vs_result result;
     struct err_state err;
+    int64_t seq; /* the highest objects.seq its commit made, 0: none */
     bool done;
     struct kms_write_job *next;
 };
 
+/*
+ * Durability is pipelined. The writer commits a batch with
+ * synchronous=NORMAL (SQLite writes the WAL frames but does not fsync them)
+ * and hands the batch to the syncer, then goes on with the next batch while
+ * the syncer runs fdatasync on the WAL file; only then are the batch's jobs
+ * done and their requests answered. One fdatasync covers every commit
+ * written before it, so batches complete in order.
+ *
+ * Committed is not yet durable: readers must not see an object before its
+ * Create is on disk (another client could fetch a key that a crash then
+ * takes back). Objects are numbered by objects.seq in commit order, and
+ * readers see only seq <= durable_seq, which the syncer advances. Updates
+ * of existing objects become visible at commit, a few hundred microseconds
+ * before they are durable; their requests are still answered only after.
+ * (A crash in that window undoes an update nobody was told had happened.)
+ *
+ * SQLite with synchronous=NORMAL in WAL mode still syncs the WAL before a
+ * checkpoint copies it into the database and syncs the database after, so
+ * the files stay consistent whatever happens; the syncer only adds the
+ * per-commit durability that synchronous=FULL gave, off the writer's path.
+ */
 struct kms_store {
     char *path;
     const struct kms_rootkey *rk;
     sqlite3 *db; /* the writer's connection */
     sqlite3_stmt *insert_object, *insert_attr, *update_object, *delete_attrs;
-    pthread_t writer;
-    bool writer_running;
+    sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
+    pthread_t writer, syncer;
+    bool writer_running, syncer_running;
     pthread_mutex_t mu;
-    pthread_cond_t work, done;
-    struct kms_write_job *head, *tail;
-    bool stopping;
+    pthread_cond_t work, done, sync_work;
+    struct kms_write_job *head, *tail;           /* waiting for the writer */
+    struct kms_write_job *sync_head, *sync_tail; /* committed, waiting for fdatasync */
+    bool stopping, writer_stopped;
+    /* Set when an fdatasync failed: nothing more is acknowledged. */
+    bool broken;
+    /* The WAL file the syncer syncs (its own descriptor), and its path. */
+    int wal_fd;
+    char *wal_path;
+    _Atomic int64_t durable_seq;
     struct kms_store_stats stats;
 };
 
@@ -64,6 +99,15 @@ struct kms_store_reader {
     sqlite3 *db;
     sqlite3_stmt *load_object, *load_attrs, *begin, *commit;
 };
+
+/* Process-wide SQLite settings, before its first use: no allocation
+ * statistics (they take a global mutex on every malloc and free). */
+static void kms_sql_configure(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static pthread_once_t kms_sql_once = PTHREAD_ONCE_INIT;
 
 /* --- SQLite helpers --- */
 
@@ -82,6 +126,17 @@ static RESULT kms_sql_exec(sqlite3 *db, const char *sql)
     return OK_RESULT;
 }
 
+/* Runs a prepared statement that returns no rows (BEGIN, SAVEPOINT...). */
+static RESULT kms_sql_run(sqlite3 *db, sqlite3_stmt *st, const char *what)
+{
+    sqlite3_reset(st);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE)
+        return SQL_FAIL(db, what);
+    return OK_RESULT;
+}
+
 static RESULT kms_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
 {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
@@ -91,6 +146,7 @@ static RESULT kms_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
 
 static RESULT kms_sql_open(const char *path, bool create, sqlite3 **out)
 {
+    (void)pthread_once(&kms_sql_once, kms_sql_configure);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     sqlite3 *db = NULL;
 
@@ -188,6 +244,7 @@ static RESULT kms_store_apply(struct kms_store *s, struct kms_write_job *j)
             BAIL(ERR_EXISTS);
         if (step != SQLITE_DONE)
             return SQL_FAIL(s->db, "insert object");
+        j->seq = sqlite3_last_insert_rowid(s->db);
     } else {
         st = s->update_object;
         sqlite3_reset(st);
@@ -212,38 +269,43 @@ static RESULT kms_store_apply(struct kms_store *s, struct kms_write_job *j)
 /* Runs a batch of jobs in one transaction, each in its own savepoint. */
 static void kms_store_commit_batch(struct kms_store *s, struct kms_write_job *batch)
 {
-    vs_result rc = kms_sql_exec(s->db, "BEGIN IMMEDIATE");
+    vs_result rc = kms_sql_run(s->db, s->begin, "begin");
     size_t n = 0;
 
     for (struct kms_write_job *j = batch; j != NULL; j = j->next) {
+        j->seq = 0;
         if (!is_ok(rc)) {
             j->result = rc;
             j->err = *err_last();
             continue;
         }
-        vs_result sp = kms_sql_exec(s->db, "SAVEPOINT job");
+        vs_result sp = kms_sql_run(s->db, s->savepoint, "savepoint");
         j->result = is_ok(sp) ? kms_store_apply(s, j) : sp;
         j->err = *err_last();
         if (is_ok(j->result)) {
-            sp = kms_sql_exec(s->db, "RELEASE job");
+            sp = kms_sql_run(s->db, s->release, "release");
             n++;
         } else {
-            sp = kms_sql_exec(s->db, "ROLLBACK TO job");
+            j->seq = 0;
+            sp = kms_sql_run(s->db, s->rollback_to, "rollback to");
             if (is_ok(sp))
-                sp = kms_sql_exec(s->db, "RELEASE job");
+                sp = kms_sql_run(s->db, s->release, "release");
         }
         if (!is_ok(sp))
             rc = sp; /* the transaction is broken: fail the rest */
     }
     if (is_ok(rc))
-        rc = kms_sql_exec(s->db, "COMMIT");
+        rc = kms_sql_run(s->db, s->commit, "commit");
     if (!is_ok(rc)) {
         struct err_state e = *err_last();
         log_error("store commit failed", LOG_ERR());
-        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_reset(s->rollback);
+        (void)sqlite3_step(s->rollback);
+        sqlite3_reset(s->rollback);
         for (struct kms_write_job *j = batch; j != NULL; j = j->next) {
             j->result = rc;
             j->err = e;
+            j->seq = 0;
         }
         return;
     }
@@ -265,15 +327,104 @@ static void *kms_store_writer(void *arg)
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
 
-        /* Everything queued while the last commit's fsync ran goes in this
-         * one: that is the group commit. */
-        kms_store_commit_batch(s, batch);
+        /* Everything queued while the last commit ran goes in this one:
+         * that is the group commit. */
+        if (s->broken) {
+            for (struct kms_write_job *j = batch; j != NULL; j = j->next) {
+                err_raise(ERR_STORE, __FILE__, __LINE__);
+                j->result = err_detail("the store could not make a write durable; "
+                                       "restart vmseal-kms");
+                j->err = *err_last();
+                j->seq = 0;
+            }
+        } else {
+            kms_store_commit_batch(s, batch);
+        }
 
         pthread_mutex_lock(&s->mu);
-        for (struct kms_write_job *j = batch, *next; j != NULL; j = next) {
+        struct kms_write_job *last = batch;
+        while (last->next != NULL)
+            last = last->next;
+        if (s->sync_tail)
+            s->sync_tail->next = batch;
+        else
+            s->sync_head = batch;
+        s->sync_tail = last;
+        pthread_cond_signal(&s->sync_work);
+    }
+    s->writer_stopped = true;
+    pthread_cond_signal(&s->sync_work);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* fdatasync of the WAL file. Its descriptor is the store's own; SQLite
+ * keeps the file (same inode) while any connection is open, but should it
+ * ever be replaced, the new one is opened and synced. */
+static RESULT kms_store_sync_wal(struct kms_store *s)
+{
+    struct stat a, b;
+
+    if (s->wal_fd < 0 || fstat(s->wal_fd, &a) != 0 || stat(s->wal_path, &b) != 0 ||
+        a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+        int fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            RAISE(ERR_IO);
+            err_detail("opening %s", s->wal_path);
+            return err_errno(e);
+        }
+        if (s->wal_fd >= 0)
+            close(s->wal_fd);
+        s->wal_fd = fd;
+    }
+    if (fdatasync(s->wal_fd) != 0) {
+        int e = errno;
+        RAISE(ERR_IO);
+        err_detail("fdatasync %s", s->wal_path);
+        return err_errno(e);
+    }
+    return OK_RESULT;
+}
+
+/* Makes committed batches durable, in order, then completes their jobs. */
+static void *kms_store_syncer(void *arg)
+{
+    struct kms_store *s = arg;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->sync_head == NULL && !s->writer_stopped)
+            pthread_cond_wait(&s->sync_work, &s->mu);
+        if (s->sync_head == NULL)
+            break; /* the writer is gone and nothing is left */
+        struct kms_write_job *list = s->sync_head;
+        s->sync_head = s->sync_tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        vs_result rc = kms_store_sync_wal(s);
+        struct err_state e = *err_last();
+        if (!is_ok(rc))
+            log_error("store: a commit could not be made durable; refusing every write from now "
+                      "on",
+                      LOG_ERR());
+
+        pthread_mutex_lock(&s->mu);
+        int64_t seq = atomic_load(&s->durable_seq);
+        for (struct kms_write_job *j = list, *next; j != NULL; j = next) {
             next = j->next;
+            if (!is_ok(rc) && is_ok(j->result)) {
+                j->result = rc;
+                j->err = e;
+            } else if (j->seq > seq) {
+                seq = j->seq;
+            }
             j->done = true;
         }
+        if (!is_ok(rc))
+            s->broken = true;
+        else
+            atomic_store(&s->durable_seq, seq);
         pthread_cond_broadcast(&s->done);
     }
     pthread_mutex_unlock(&s->mu);
@@ -393,6 +544,30 @@ out:
 
 /* --- open and close --- */
 
+/* fsync of the directory holding the store, so that the WAL file SQLite
+ * created there survives a power loss along with what is synced into it. */
+static RESULT kms_store_sync_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 1 : (slash == path ? 1 : (size_t)(slash - path));
+
+    ENSURE(n < sizeof(dir), ERR_TOO_LARGE);
+    memcpy(dir, slash == NULL ? "." : path, n);
+    dir[n] = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        RAISE(ERR_IO);
+        err_detail("fsync of directory %s", dir);
+        return err_errno(e);
+    }
+    close(fd);
+    return OK_RESULT;
+}
+
 vs_result kms_store_open(const char *path, const struct kms_rootkey *rk, struct kms_store **out)
 {
     vs_result rc = OK_RESULT;
@@ -402,14 +577,39 @@ vs_result kms_store_open(const char *path, const struct kms_rootkey *rk, struct 
     s = calloc(1, sizeof(*s));
     ENSURE(s != NULL, ERR_NOMEM);
     s->rk = rk;
+    s->wal_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->done, NULL);
+    pthread_cond_init(&s->sync_work, NULL);
     s->path = strdup(path);
     ENSURE_OUT(s->path != NULL, ERR_NOMEM);
+    ENSURE_OUT(asprintf(&s->wal_path, "%s-wal", path) > 0, ERR_NOMEM);
     GUARD_OUT(kms_sql_open(path, true, &s->db));
     GUARD_OUT(kms_sql_exec(s->db, kms_schema));
     GUARD_OUT(kms_store_check_root_key(s));
+    /* From here on the syncer makes commits durable (see struct kms_store);
+     * the schema and root key check above were committed with FULL. */
+    GUARD_OUT(kms_sql_exec(s->db, "PRAGMA synchronous=NORMAL"));
+    GUARD_OUT(kms_store_sync_wal(s));
+    GUARD_OUT(kms_store_sync_dir(path));
+    {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(seq), 0) FROM objects", -1, &st,
+                               NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW) {
+            sqlite3_finalize(st);
+            BAIL_OUT(ERR_STORE);
+        }
+        atomic_init(&s->durable_seq, sqlite3_column_int64(st, 0));
+        sqlite3_finalize(st);
+    }
+    GUARD_OUT(kms_sql_prepare(s->db, "BEGIN IMMEDIATE", &s->begin));
+    GUARD_OUT(kms_sql_prepare(s->db, "COMMIT", &s->commit));
+    GUARD_OUT(kms_sql_prepare(s->db, "ROLLBACK", &s->rollback));
+    GUARD_OUT(kms_sql_prepare(s->db, "SAVEPOINT job", &s->savepoint));
+    GUARD_OUT(kms_sql_prepare(s->db, "RELEASE job", &s->release));
+    GUARD_OUT(kms_sql_prepare(s->db, "ROLLBACK TO job", &s->rollback_to));
     GUARD_OUT(kms_sql_prepare(s->db,
                               "INSERT INTO objects (uid, owner, object_type, version, sealed) "
                               "VALUES (?, ?, ?, ?, ?)",
@@ -423,8 +623,13 @@ vs_result kms_store_open(const char *path, const struct kms_rootkey *rk, struct 
                               "WHERE uid = ? AND version = ?",
                               &s->update_object));
     GUARD_OUT(kms_sql_prepare(s->db, "DELETE FROM attributes WHERE uid = ?", &s->delete_attrs));
+    if (pthread_create(&s->syncer, NULL, kms_store_syncer, s) != 0)
+        BAIL_OUT(ERR_NOMEM);
+    (void)pthread_setname_np(s->syncer, "kms-sync");
+    s->syncer_running = true;
     if (pthread_create(&s->writer, NULL, kms_store_writer, s) != 0)
         BAIL_OUT(ERR_NOMEM);
+    (void)pthread_setname_np(s->writer, "kms-store");
     s->writer_running = true;
     *out = s;
     s = NULL;
@@ -440,13 +645,23 @@ void kms_store_close(struct kms_store **sp)
     if (sp == NULL || *sp == NULL)
         return;
     s = *sp;
-    if (s->writer_running) {
-        pthread_mutex_lock(&s->mu);
-        s->stopping = true;
-        pthread_cond_signal(&s->work);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->writer, NULL);
-    }
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    if (!s->writer_running)
+        s->writer_stopped = true; /* lets a syncer started alone end */
+    pthread_cond_signal(&s->work);
+    pthread_cond_signal(&s->sync_work);
+    pthread_mutex_unlock(&s->mu);
+    if (s->writer_running)
+        pthread_join(s->writer, NULL); /* it finishes what is queued */
+    if (s->syncer_running)
+        pthread_join(s->syncer, NULL); /* and this makes it durable */
+    sqlite3_finalize(s->begin);
+    sqlite3_finalize(s->commit);
+    sqlite3_finalize(s->rollback);
+    sqlite3_finalize(s->savepoint);
+    sqlite3_finalize(s->release);
+    sqlite3_finalize(s->rollback_to);
     sqlite3_finalize(s->insert_object);
     sqlite3_finalize(s->insert_attr);
     sqlite3_finalize(s->update_object);
@@ -455,6 +670,10 @@ void kms_store_close(struct kms_store **sp)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);
+    pthread_cond_destroy(&s->sync_work);
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
+    free(s->wal_path);
     free(s->path);
     free(s);
     *sp = NULL;
@@ -481,7 +700,7 @@ vs_result kms_store_reader_open(struct kms_store *s, struct kms_store_reader **o
     GUARD_OUT(kms_sql_open(s->path, false, &r->db));
     GUARD_OUT(kms_sql_prepare(r->db,
                               "SELECT owner, object_type, version, sealed FROM objects "
-                              "WHERE uid = ?",
+                              "WHERE uid = ? AND seq <= ?",
                               &r->load_object));
     GUARD_OUT(kms_sql_prepare(r->db,
                               "SELECT name, idx, value FROM attributes WHERE uid = ? "
@@ -526,6 +745,7 @@ vs_result kms_store_load(struct kms_store_reader *r, const char *uid, struct kms
         return SQL_FAIL(r->db, "begin");
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, atomic_load(&r->store->durable_seq));
     step = sqlite3_step(st);
     if (step == SQLITE_DONE) {
         rc = RAISE(ERR_NOT_FOUND);
@@ -602,7 +822,7 @@ vs_result kms_store_locate(struct kms_store_reader *r, const char *const *owners
         ENSURE(k_ > 0 && (size_t)k_ < sizeof(sql) - n, ERR_TOO_LARGE); \
         n += (size_t)k_;                                               \
     } while (0)
-    SQL_ADD("SELECT o.uid FROM objects o WHERE 1");
+    SQL_ADD("SELECT o.uid FROM objects o WHERE o.seq <= ?");
     if (owners != NULL) {
         SQL_ADD(" AND o.owner IN (?");
         for (size_t i = 1; i < owner_count; i++)
@@ -617,6 +837,7 @@ vs_result kms_store_locate(struct kms_store_reader *r, const char *const *owners
 
     if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
         return SQL_FAIL(r->db, "prepare locate");
+    sqlite3_bind_int64(st, bind++, atomic_load(&r->store->durable_seq));
     for (size_t i = 0; owners != NULL && i < owner_count; i++)
         sqlite3_bind_text(st, bind++, owners[i], -1, SQLITE_STATIC);
     for (size_t i = 0; i < filter_count; i++) {

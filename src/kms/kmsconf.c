@@ -17,7 +17,7 @@ const char kms_config_default_text[] =
     "# Use 0.0.0.0:5696 or [::]:5696 to accept connections from vCenter and ESXi.\n"
     "listen = 127.0.0.1:5696\n"
     "# Threads that run requests (most of their time is spent waiting for fsync).\n"
-    "workers = 8\n"
+    "workers = 32\n"
     "# Threads that own the connections: TLS handshakes, framing, and reads of one\n"
     "# object (Get, Get Attributes), answered without a worker. 0 = one per CPU.\n"
     "network_threads = 0\n"
@@ -153,7 +153,7 @@ vs_result kms_config_load(const char *data_dir, struct kms_config *cfg)
     GUARD_OUT(config_get_str(c, "server", "listen", "127.0.0.1:5696", &s));
     ENSURE_OUT(strlen(s) < sizeof(cfg->listen), ERR_TOO_LARGE);
     snprintf(cfg->listen, sizeof(cfg->listen), "%s", s);
-    GUARD_OUT(config_get_int(c, "server", "workers", 8, 1, 256, &i));
+    GUARD_OUT(config_get_int(c, "server", "workers", 32, 1, 256, &i));
     cfg->workers = (unsigned)i;
     GUARD_OUT(config_get_int(c, "server", "network_threads", 0, 0, 64, &i));
     cfg->network_threads = (unsigned)i;

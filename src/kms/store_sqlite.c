@@ -3,15 +3,10 @@
  */
 #include "kms/store.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -46,51 +41,23 @@ struct kms_write_job {
     /* the outcome */
     vs_result result;
     struct err_state err;
-    int64_t seq; /* the highest objects.seq its commit made, 0: none */
     bool done;
+    pthread_cond_t done_cv; /* signalled (under the store's mu) when done */
     struct kms_write_job *next;
 };
 
-/*
- * Durability is pipelined. The writer commits a batch with
- * synchronous=NORMAL (SQLite writes the WAL frames but does not fsync them)
- * and hands the batch to the syncer, then goes on with the next batch while
- * the syncer runs fdatasync on the WAL file; only then are the batch's jobs
- * done and their requests answered. One fdatasync covers every commit
- * written before it, so batches complete in order.
- *
- * Committed is not yet durable: readers must not see an object before its
- * Create is on disk (another client could fetch a key that a crash then
- * takes back). Objects are numbered by objects.seq in commit order, and
- * readers see only seq <= durable_seq, which the syncer advances. Updates
- * of existing objects become visible at commit, a few hundred microseconds
- * before they are durable; their requests are still answered only after.
- * (A crash in that window undoes an update nobody was told had happened.)
- *
- * SQLite with synchronous=NORMAL in WAL mode still syncs the WAL before a
- * checkpoint copies it into the database and syncs the database after, so
- * the files stay consistent whatever happens; the syncer only adds the
- * per-commit durability that synchronous=FULL gave, off the writer's path.
- */
 struct kms_store {
     char *path;
     const struct kms_rootkey *rk;
     sqlite3 *db; /* the writer's connection */
     sqlite3_stmt *insert_object, *insert_attr, *update_object, *delete_attrs;
     sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
-    pthread_t writer, syncer;
-    bool writer_running, syncer_running;
+    pthread_t writer;
+    bool writer_running;
     pthread_mutex_t mu;
-    pthread_cond_t work, done, sync_work;
-    struct kms_write_job *head, *tail;           /* waiting for the writer */
-    struct kms_write_job *sync_head, *sync_tail; /* committed, waiting for fdatasync */
-    bool stopping, writer_stopped;
-    /* Set when an fdatasync failed: nothing more is acknowledged. */
-    bool broken;
-    /* The WAL file the syncer syncs (its own descriptor), and its path. */
-    int wal_fd;
-    char *wal_path;
-    _Atomic int64_t durable_seq;
+    pthread_cond_t work;
+    struct kms_write_job *head, *tail;
+    bool stopping;
     struct kms_store_stats stats;
 };
 
@@ -244,7 +211,6 @@ static RESULT kms_store_apply(struct kms_store *s, struct kms_write_job *j)
             BAIL(ERR_EXISTS);
         if (step != SQLITE_DONE)
             return SQL_FAIL(s->db, "insert object");
-        j->seq = sqlite3_last_insert_rowid(s->db);
     } else {
         st = s->update_object;
         sqlite3_reset(st);
@@ -273,7 +239,6 @@ static void kms_store_commit_batch(struct kms_store *s, struct kms_write_job *ba
     size_t n = 0;
 
     for (struct kms_write_job *j = batch; j != NULL; j = j->next) {
-        j->seq = 0;
         if (!is_ok(rc)) {
             j->result = rc;
             j->err = *err_last();
@@ -286,7 +251,6 @@ static void kms_store_commit_batch(struct kms_store *s, struct kms_write_job *ba
             sp = kms_sql_run(s->db, s->release, "release");
             n++;
         } else {
-            j->seq = 0;
             sp = kms_sql_run(s->db, s->rollback_to, "rollback to");
             if (is_ok(sp))
                 sp = kms_sql_run(s->db, s->release, "release");
@@ -305,7 +269,6 @@ static void kms_store_commit_batch(struct kms_store *s, struct kms_write_job *ba
         for (struct kms_write_job *j = batch; j != NULL; j = j->next) {
             j->result = rc;
             j->err = e;
-            j->seq = 0;
         }
         return;
     }
@@ -327,105 +290,18 @@ static void *kms_store_writer(void *arg)
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
 
-        /* Everything queued while the last commit ran goes in this one:
-         * that is the group commit. */
-        if (s->broken) {
-            for (struct kms_write_job *j = batch; j != NULL; j = j->next) {
-                err_raise(ERR_STORE, __FILE__, __LINE__);
-                j->result = err_detail("the store could not make a write durable; "
-                                       "restart vmseal-kms");
-                j->err = *err_last();
-                j->seq = 0;
-            }
-        } else {
-            kms_store_commit_batch(s, batch);
-        }
+        /* Everything queued while the last commit's fsync ran goes in this
+         * one: that is the group commit. */
+        kms_store_commit_batch(s, batch);
 
         pthread_mutex_lock(&s->mu);
-        struct kms_write_job *last = batch;
-        while (last->next != NULL)
-            last = last->next;
-        if (s->sync_tail)
-            s->sync_tail->next = batch;
-        else
-            s->sync_head = batch;
-        s->sync_tail = last;
-        pthread_cond_signal(&s->sync_work);
-    }
-    s->writer_stopped = true;
-    pthread_cond_signal(&s->sync_work);
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
-}
-
-/* fdatasync of the WAL file. Its descriptor is the store's own; SQLite
- * keeps the file (same inode) while any connection is open, but should it
- * ever be replaced, the new one is opened and synced. */
-static RESULT kms_store_sync_wal(struct kms_store *s)
-{
-    struct stat a, b;
-
-    if (s->wal_fd < 0 || fstat(s->wal_fd, &a) != 0 || stat(s->wal_path, &b) != 0 ||
-        a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-        int fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            int e = errno;
-            RAISE(ERR_IO);
-            err_detail("opening %s", s->wal_path);
-            return err_errno(e);
-        }
-        if (s->wal_fd >= 0)
-            close(s->wal_fd);
-        s->wal_fd = fd;
-    }
-    if (fdatasync(s->wal_fd) != 0) {
-        int e = errno;
-        RAISE(ERR_IO);
-        err_detail("fdatasync %s", s->wal_path);
-        return err_errno(e);
-    }
-    return OK_RESULT;
-}
-
-/* Makes committed batches durable, in order, then completes their jobs. */
-static void *kms_store_syncer(void *arg)
-{
-    struct kms_store *s = arg;
-
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (s->sync_head == NULL && !s->writer_stopped)
-            pthread_cond_wait(&s->sync_work, &s->mu);
-        if (s->sync_head == NULL)
-            break; /* the writer is gone and nothing is left */
-        struct kms_write_job *list = s->sync_head;
-        s->sync_head = s->sync_tail = NULL;
-        pthread_mutex_unlock(&s->mu);
-
-        vs_result rc = kms_store_sync_wal(s);
-        struct err_state e = *err_last();
-        if (!is_ok(rc))
-            log_error("store: a commit could not be made durable; refusing every write from now "
-                      "on",
-                      LOG_ERR());
-
-        pthread_mutex_lock(&s->mu);
-        int64_t seq = atomic_load(&s->durable_seq);
-        for (struct kms_write_job *j = list, *next; j != NULL; j = next) {
+        for (struct kms_write_job *j = batch, *next; j != NULL; j = next) {
             next = j->next;
-            if (!is_ok(rc) && is_ok(j->result)) {
-                j->result = rc;
-                j->err = e;
-            } else if (j->seq > seq) {
-                seq = j->seq;
-            }
             j->done = true;
+            /* Each waiter has its own condition: a broadcast would wake
+             * every thread waiting on any write to find most not done. */
+            pthread_cond_signal(&j->done_cv);
         }
-        if (!is_ok(rc))
-            s->broken = true;
-        else
-            atomic_store(&s->durable_seq, seq);
-        pthread_cond_broadcast(&s->done);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -440,6 +316,7 @@ static RESULT kms_store_submit(struct kms_store *s, struct kms_write_job *j)
         return err_detail("the store is closing");
     }
     j->next = NULL;
+    pthread_cond_init(&j->done_cv, NULL);
     if (s->tail)
         s->tail->next = j;
     else
@@ -447,8 +324,9 @@ static RESULT kms_store_submit(struct kms_store *s, struct kms_write_job *j)
     s->tail = j;
     pthread_cond_signal(&s->work);
     while (!j->done)
-        pthread_cond_wait(&s->done, &s->mu);
+        pthread_cond_wait(&j->done_cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&j->done_cv);
     if (!is_ok(j->result))
         return err_restore(&j->err);
     return OK_RESULT;
@@ -544,30 +422,6 @@ out:
 
 /* --- open and close --- */
 
-/* fsync of the directory holding the store, so that the WAL file SQLite
- * created there survives a power loss along with what is synced into it. */
-static RESULT kms_store_sync_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    size_t n = slash == NULL ? 1 : (slash == path ? 1 : (size_t)(slash - path));
-
-    ENSURE(n < sizeof(dir), ERR_TOO_LARGE);
-    memcpy(dir, slash == NULL ? "." : path, n);
-    dir[n] = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        RAISE(ERR_IO);
-        err_detail("fsync of directory %s", dir);
-        return err_errno(e);
-    }
-    close(fd);
-    return OK_RESULT;
-}
-
 vs_result kms_store_open(const char *path, const struct kms_rootkey *rk, struct kms_store **out)
 {
     vs_result rc = OK_RESULT;
@@ -577,39 +431,13 @@ vs_result kms_store_open(const char *path, const struct kms_rootkey *rk, struct 
     s = calloc(1, sizeof(*s));
     ENSURE(s != NULL, ERR_NOMEM);
     s->rk = rk;
-    s->wal_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
-    pthread_cond_init(&s->done, NULL);
-    pthread_cond_init(&s->sync_work, NULL);
     s->path = strdup(path);
     ENSURE_OUT(s->path != NULL, ERR_NOMEM);
-    ENSURE_OUT(asprintf(&s->wal_path, "%s-wal", path) > 0, ERR_NOMEM);
     GUARD_OUT(kms_sql_open(path, true, &s->db));
     GUARD_OUT(kms_sql_exec(s->db, kms_schema));
     GUARD_OUT(kms_store_check_root_key(s));
-    /* From here on the syncer makes commits durable (see struct kms_store);
-     * the schema and root key check above were committed with FULL. */
-    GUARD_OUT(kms_sql_exec(s->db, "PRAGMA synchronous=NORMAL"));
-    GUARD_OUT(kms_store_sync_wal(s));
-    GUARD_OUT(kms_store_sync_dir(path));
-    {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(seq), 0) FROM objects", -1, &st,
-                               NULL) != SQLITE_OK ||
-            sqlite3_step(st) != SQLITE_ROW) {
-            sqlite3_finalize(st);
-            BAIL_OUT(ERR_STORE);
-        }
-        atomic_init(&s->durable_seq, sqlite3_column_int64(st, 0));
-        sqlite3_finalize(st);
-    }
-    GUARD_OUT(kms_sql_prepare(s->db, "BEGIN IMMEDIATE", &s->begin));
-    GUARD_OUT(kms_sql_prepare(s->db, "COMMIT", &s->commit));
-    GUARD_OUT(kms_sql_prepare(s->db, "ROLLBACK", &s->rollback));
-    GUARD_OUT(kms_sql_prepare(s->db, "SAVEPOINT job", &s->savepoint));
-    GUARD_OUT(kms_sql_prepare(s->db, "RELEASE job", &s->release));
-    GUARD_OUT(kms_sql_prepare(s->db, "ROLLBACK TO job", &s->rollback_to));
     GUARD_OUT(kms_sql_prepare(s->db,
                               "INSERT INTO objects (uid, owner, object_type, version, sealed) "
                               "VALUES (?, ?, ?, ?, ?)",
@@ -623,10 +451,12 @@ vs_result kms_store_open(const char *path, const struct kms_rootkey *rk, struct 
                               "WHERE uid = ? AND version = ?",
                               &s->update_object));
     GUARD_OUT(kms_sql_prepare(s->db, "DELETE FROM attributes WHERE uid = ?", &s->delete_attrs));
-    if (pthread_create(&s->syncer, NULL, kms_store_syncer, s) != 0)
-        BAIL_OUT(ERR_NOMEM);
-    (void)pthread_setname_np(s->syncer, "kms-sync");
-    s->syncer_running = true;
+    GUARD_OUT(kms_sql_prepare(s->db, "BEGIN IMMEDIATE", &s->begin));
+    GUARD_OUT(kms_sql_prepare(s->db, "COMMIT", &s->commit));
+    GUARD_OUT(kms_sql_prepare(s->db, "ROLLBACK", &s->rollback));
+    GUARD_OUT(kms_sql_prepare(s->db, "SAVEPOINT job", &s->savepoint));
+    GUARD_OUT(kms_sql_prepare(s->db, "RELEASE job", &s->release));
+    GUARD_OUT(kms_sql_prepare(s->db, "ROLLBACK TO job", &s->rollback_to));
     if (pthread_create(&s->writer, NULL, kms_store_writer, s) != 0)
         BAIL_OUT(ERR_NOMEM);
     (void)pthread_setname_np(s->writer, "kms-store");
@@ -645,17 +475,13 @@ void kms_store_close(struct kms_store **sp)
     if (sp == NULL || *sp == NULL)
         return;
     s = *sp;
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    if (!s->writer_running)
-        s->writer_stopped = true; /* lets a syncer started alone end */
-    pthread_cond_signal(&s->work);
-    pthread_cond_signal(&s->sync_work);
-    pthread_mutex_unlock(&s->mu);
-    if (s->writer_running)
-        pthread_join(s->writer, NULL); /* it finishes what is queued */
-    if (s->syncer_running)
-        pthread_join(s->syncer, NULL); /* and this makes it durable */
+    if (s->writer_running) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        pthread_cond_signal(&s->work);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->writer, NULL);
+    }
     sqlite3_finalize(s->begin);
     sqlite3_finalize(s->commit);
     sqlite3_finalize(s->rollback);
@@ -669,11 +495,6 @@ void kms_store_close(struct kms_store **sp)
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
-    pthread_cond_destroy(&s->done);
-    pthread_cond_destroy(&s->sync_work);
-    if (s->wal_fd >= 0)
-        close(s->wal_fd);
-    free(s->wal_path);
     free(s->path);
     free(s);
     *sp = NULL;
@@ -700,7 +521,7 @@ vs_result kms_store_reader_open(struct kms_store *s, struct kms_store_reader **o
     GUARD_OUT(kms_sql_open(s->path, false, &r->db));
     GUARD_OUT(kms_sql_prepare(r->db,
                               "SELECT owner, object_type, version, sealed FROM objects "
-                              "WHERE uid = ? AND seq <= ?",
+                              "WHERE uid = ?",
                               &r->load_object));
     GUARD_OUT(kms_sql_prepare(r->db,
                               "SELECT name, idx, value FROM attributes WHERE uid = ? "
@@ -745,7 +566,6 @@ vs_result kms_store_load(struct kms_store_reader *r, const char *uid, struct kms
         return SQL_FAIL(r->db, "begin");
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, atomic_load(&r->store->durable_seq));
     step = sqlite3_step(st);
     if (step == SQLITE_DONE) {
         rc = RAISE(ERR_NOT_FOUND);
@@ -822,7 +642,7 @@ vs_result kms_store_locate(struct kms_store_reader *r, const char *const *owners
         ENSURE(k_ > 0 && (size_t)k_ < sizeof(sql) - n, ERR_TOO_LARGE); \
         n += (size_t)k_;                                               \
     } while (0)
-    SQL_ADD("SELECT o.uid FROM objects o WHERE o.seq <= ?");
+    SQL_ADD("SELECT o.uid FROM objects o WHERE 1");
     if (owners != NULL) {
         SQL_ADD(" AND o.owner IN (?");
         for (size_t i = 1; i < owner_count; i++)
@@ -837,7 +657,6 @@ vs_result kms_store_locate(struct kms_store_reader *r, const char *const *owners
 
     if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
         return SQL_FAIL(r->db, "prepare locate");
-    sqlite3_bind_int64(st, bind++, atomic_load(&r->store->durable_seq));
     for (size_t i = 0; owners != NULL && i < owner_count; i++)
         sqlite3_bind_text(st, bind++, owners[i], -1, SQLITE_STATIC);
     for (size_t i = 0; i < filter_count; i++) {

@@ -4,6 +4,7 @@ and a slow writer open, a new client is answered promptly; and the server
 closes the silent ones after handshake_timeout and the idle ones after
 idle_timeout. With several network threads, concurrent clients all get
 their answers."""
+import os
 import socket
 import ssl
 import subprocess
@@ -128,3 +129,48 @@ def test_network_threads_out_of_range_is_refused(kms_program, tmp_path):
                            "--listen", "127.0.0.1:1"], capture_output=True, timeout=30)
     assert proc.returncode == 1
     assert b"network_threads" in proc.stderr
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("busy_poll_us", [0, 50, 10000])
+def test_busy_polling_answers_and_stops_when_requests_stop(kms_program, tmp_path, busy_poll_us):
+    """Whatever busy_poll_us is, back-to-back requests on one connection are
+    answered; and once they stop, the network threads go to sleep: an idle
+    server burns no CPU, even after polling for 10 ms after every answer."""
+    server = KmsServer(kms_program, tmp_path)
+    server.init()
+    conf = server.data_dir / "kms.conf"
+    text = conf.read_text()
+    assert "busy_poll_us = 50" in text
+    conf.write_text(text.replace("busy_poll_us = 50", f"busy_poll_us = {busy_poll_us}"))
+    with server:
+        with tls_connect(server, server.client_crt, server.client_key) as s:
+            uid = call(s, create_aes(256)).uid()
+            for _ in range(500):
+                res = call(s, get(uid))
+                assert res.status == Status.SUCCESS, res.describe()
+            time.sleep(0.2)  # past any polling window
+            before = cpu_seconds(server.proc.pid)
+            time.sleep(2.0)
+            idle_cpu = cpu_seconds(server.proc.pid) - before
+            assert call(s, get(uid)).status == Status.SUCCESS
+        print(f"busy_poll_us={busy_poll_us}: {idle_cpu:.2f} CPU s in 2 s idle")
+        assert idle_cpu < 0.2, f"an idle server used {idle_cpu:.2f} s of CPU in 2 s"
+
+
+@pytest.mark.parametrize("value", ["10001", "-1", "fast"])
+def test_busy_poll_out_of_range_is_refused(kms_program, tmp_path, value):
+    server = KmsServer(kms_program, tmp_path)
+    server.init()
+    conf = server.data_dir / "kms.conf"
+    conf.write_text(conf.read_text().replace("busy_poll_us = 50", f"busy_poll_us = {value}"))
+    proc = subprocess.run([str(kms_program), "serve", "--data-dir", str(server.data_dir),
+                           "--listen", "127.0.0.1:1"], capture_output=True, timeout=30)
+    assert proc.returncode == 1
+    assert b"busy_poll_us" in proc.stderr

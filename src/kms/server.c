@@ -666,10 +666,10 @@ static RESULT kms_listen(const struct kms_config *cfg, const struct sockaddr_sto
 
 /* --- running --- */
 
-/* Runs one loop (other than the first, which runs on kms_server_run's
- * thread). Whatever ends it ends them all: the server stops as one. */
 static void kms_loop_run(struct kms_loop *loop);
 
+/* Runs one loop (other than the first, which runs on kms_server_run's
+ * thread). Whatever ends it ends them all: the server stops as one. */
 static void *kms_loop_main(void *arg)
 {
     struct kms_loop *loop = arg;

@@ -561,9 +561,7 @@ vs_result kms_store_load(struct kms_store_reader *r, const char *uid, struct kms
     *out = NULL;
     ENSURE(strlen(uid) < KMS_UID_MAX, ERR_NOT_FOUND);
     /* One read transaction: the row and its attributes from one snapshot. */
-    sqlite3_reset(r->begin);
-    if (sqlite3_step(r->begin) != SQLITE_DONE)
-        return SQL_FAIL(r->db, "begin");
+    GUARD(kms_sql_run(r->db, r->begin, "begin"));
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
     step = sqlite3_step(st);

@@ -24,6 +24,7 @@
 #include "core/secret.h"
 #include "kmip/attr.h"
 #include "kmip/kmip_defs.h"
+#include "kmip/tlsverify.h"
 
 #define KMIP_CLIENT_RESPONSE_MAX (4u << 20)
 
@@ -222,6 +223,9 @@ vs_result kmip_client_new(const struct kmip_client_config *cfg, struct kmip_clie
             CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", "the client key does not match the certificate");
         goto out;
     }
+    /* A new connection after every idle timeout, to the same few servers:
+     * their verified chains are remembered (kmip/tlsverify.h). */
+    GUARD_OUT(tls_vcache_attach(c->ctx, 2 * KMIP_CLIENT_MAX_SERVERS, 3600));
     *out = c;
     c = NULL;
 out:

@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "kmip/kmip_defs.h"
 #include "kmip/msg.h"
+#include "kmip/tlsverify.h"
 #include "kms/dispatch.h"
 #include "kms/pki.h"
 
@@ -53,6 +54,11 @@
  * owners do one full handshake again. */
 #define KMS_TLS_SESSION_CACHE_SIZE 4096
 #define KMS_TLS_SESSION_TIMEOUT 3600
+
+/* Verified client chains remembered (kmip/tlsverify.h), and for how long
+ * at most (seconds): a slot holds one chain, a few KiB. */
+#define KMS_TLS_VCACHE_SIZE 1024
+#define KMS_TLS_VCACHE_AGE 3600
 
 struct kms_server;
 struct kms_loop;
@@ -604,6 +610,14 @@ static RESULT kms_tls_context(const struct kms_config *cfg, SSL_CTX **out)
     }
     /* Mutual TLS: no certificate, no connection. */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* The same few clients (vCenter, its hosts) come back for nearly every
+     * request: remember their verified chains (kmip/tlsverify.h). The
+     * trust store is fixed until the server restarts. */
+    vs_result vrc = tls_vcache_attach(ctx, KMS_TLS_VCACHE_SIZE, KMS_TLS_VCACHE_AGE);
+    if (!is_ok(vrc)) {
+        SSL_CTX_free(ctx);
+        return vrc;
+    }
     /* vCenter opens a connection for nearly every request: resumption
      * saves the certificate work. With client authentication, OpenSSL
      * resumes only when a session id context is set. */

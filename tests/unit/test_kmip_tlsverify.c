@@ -1,0 +1,387 @@
+/* Tests of the verified-chain cache (kmip/tlsverify.h) through real TLS
+ * handshakes: a server and a client context, both with a cache, talk over
+ * an in-memory BIO pair with the development PKI of pki_init. A repeated
+ * peer is answered from the cache with the same verified chain; everything
+ * that must not be (a refused peer, another expected host name, a
+ * certificate that has expired since, a slot taken by another peer) is
+ * verified in full again, and refused when it fails. */
+#include "test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "kmip/tlsverify.h"
+#include "kms/pki.h"
+
+static char tmp[64];
+static char pki[128];  /* the trusted development PKI */
+static char pki2[128]; /* another CA, not trusted by anyone */
+
+static void path(char *out, size_t n, const char *dir, const char *file)
+{
+    snprintf(out, n, "%s/%s", dir, file);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmp, sizeof(tmp), "/tmp/vmseal-test-tlsv-XXXXXX");
+    if (mkdtemp(tmp) == NULL)
+        return -1;
+    snprintf(pki, sizeof(pki), "%s/pki", tmp);
+    snprintf(pki2, sizeof(pki2), "%s/pki2", tmp);
+    if (!is_ok(pki_init(pki, "localhost")) || !is_ok(pki_init(pki2, "localhost")) ||
+        !is_ok(pki_issue_client(pki, "second")))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A server context trusting dir's CA for clients, with a cache. */
+static SSL_CTX *server_ctx(const char *dir, size_t capacity)
+{
+    char crt[256], key[256], ca[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(ctx);
+    path(crt, sizeof(crt), dir, PKI_FILE_SERVER_CERT);
+    path(key, sizeof(key), dir, PKI_FILE_SERVER_KEY);
+    path(ca, sizeof(ca), dir, PKI_FILE_CA_CERT);
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, crt), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* Full handshakes only: resumption would skip verification anyway. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    assert_ok(tls_vcache_attach(ctx, capacity, 3600));
+    return ctx;
+}
+
+/* A client context trusting the CA of trust_dir, presenting cert/key. */
+static SSL_CTX *client_ctx_pem(const char *trust_dir, X509 *cert, EVP_PKEY *key)
+{
+    char ca[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    path(ca, sizeof(ca), trust_dir, PKI_FILE_CA_CERT);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
+    assert_int_equal(SSL_CTX_use_certificate(ctx, cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    assert_ok(tls_vcache_attach(ctx, 16, 3600));
+    return ctx;
+}
+
+static X509 *read_cert(const char *dir, const char *file)
+{
+    char p[256];
+    path(p, sizeof(p), dir, file);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    return x;
+}
+
+static EVP_PKEY *read_key(const char *dir, const char *file)
+{
+    char p[256];
+    path(p, sizeof(p), dir, file);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(k);
+    return k;
+}
+
+static SSL_CTX *client_ctx(const char *trust_dir, const char *dir, const char *name)
+{
+    char crt[64], key[64];
+    snprintf(crt, sizeof(crt), "%s.crt", name);
+    snprintf(key, sizeof(key), "%s.key", name);
+    X509 *x = read_cert(dir, crt);
+    EVP_PKEY *k = read_key(dir, key);
+    SSL_CTX *ctx = client_ctx_pem(trust_dir, x, k);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return ctx;
+}
+
+struct outcome {
+    bool ok;
+    long server_verify, client_verify;
+    int server_chain, client_chain; /* verified chain lengths, -1 for none */
+    bool server_leaf_is_peer;       /* chain[0] is the certificate received */
+};
+
+/* One full handshake over a BIO pair, the client expecting host (NULL:
+ * no name check). */
+static struct outcome handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host)
+{
+    struct outcome o = {.server_chain = -1, .client_chain = -1};
+    SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+    BIO *bs, *bc;
+    assert_non_null(s);
+    assert_non_null(c);
+    assert_int_equal(BIO_new_bio_pair(&bs, 0, &bc, 0), 1);
+    SSL_set_bio(s, bs, bs);
+    SSL_set_bio(c, bc, bc);
+    if (host != NULL)
+        assert_int_equal(SSL_set1_host(c, host), 1);
+    SSL_set_accept_state(s);
+    SSL_set_connect_state(c);
+    bool sd = false, cd = false, failed = false;
+    for (int round = 0; round < 50 && !failed && !(sd && cd); round++) {
+        if (!cd) {
+            int r = SSL_do_handshake(c);
+            if (r == 1)
+                cd = true;
+            else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
+                failed = true;
+        }
+        if (!sd && !failed) {
+            int r = SSL_do_handshake(s);
+            if (r == 1)
+                sd = true;
+            else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
+                failed = true;
+        }
+    }
+    ERR_clear_error();
+    o.ok = sd && cd && !failed;
+    o.server_verify = SSL_get_verify_result(s);
+    o.client_verify = SSL_get_verify_result(c);
+    STACK_OF(X509) *sch = SSL_get0_verified_chain(s), *cch = SSL_get0_verified_chain(c);
+    o.server_chain = sch != NULL ? sk_X509_num(sch) : -1;
+    o.client_chain = cch != NULL ? sk_X509_num(cch) : -1;
+    X509 *peer = SSL_get0_peer_certificate(s);
+    o.server_leaf_is_peer = sch != NULL && peer != NULL && sk_X509_value(sch, 0) == peer;
+    SSL_free(s);
+    SSL_free(c);
+    return o;
+}
+
+static void assert_stats(SSL_CTX *ctx, uint64_t hits, uint64_t misses)
+{
+    uint64_t h, m;
+    tls_vcache_stats(ctx, &h, &m);
+    assert_int_equal(h, hits);
+    assert_int_equal(m, misses);
+}
+
+static void assert_good(struct outcome o)
+{
+    assert_true(o.ok);
+    assert_int_equal(o.server_verify, X509_V_OK);
+    assert_int_equal(o.client_verify, X509_V_OK);
+    assert_int_equal(o.server_chain, 2); /* client leaf, CA */
+    assert_int_equal(o.client_chain, 2); /* server leaf, CA */
+    assert_true(o.server_leaf_is_peer);
+}
+
+/* The second handshake of the same pair is answered from both caches,
+ * with the same verified chains as the first. */
+static void test_repeat_is_cached(void **state)
+{
+    (void)state;
+    SSL_CTX *s = server_ctx(pki, 64), *c = client_ctx(pki, pki, "client");
+
+    assert_good(handshake(s, c, "localhost"));
+    assert_stats(s, 0, 1);
+    assert_stats(c, 0, 1);
+    for (int i = 0; i < 3; i++)
+        assert_good(handshake(s, c, "localhost"));
+    assert_stats(s, 3, 1);
+    assert_stats(c, 3, 1);
+    /* Another trusted client is a new entry, then a hit of its own. */
+    SSL_CTX *c2 = client_ctx(pki, pki, "second");
+    assert_good(handshake(s, c2, "localhost"));
+    assert_good(handshake(s, c2, "localhost"));
+    assert_stats(s, 4, 2);
+    SSL_CTX_free(c2);
+    SSL_CTX_free(c);
+    SSL_CTX_free(s);
+}
+
+/* A client of an untrusted CA is refused, every time: failures are not
+ * cached. A trusted client is still served afterwards. */
+static void test_refusal_not_cached(void **state)
+{
+    (void)state;
+    SSL_CTX *s = server_ctx(pki, 64);
+    SSL_CTX *bad = client_ctx(pki, pki2, "client"); /* trusts our server, its cert from pki2 */
+
+    for (int i = 0; i < 3; i++) {
+        struct outcome o = handshake(s, bad, "localhost");
+        assert_false(o.ok);
+        assert_int_not_equal(o.server_verify, X509_V_OK);
+    }
+    assert_stats(s, 0, 3);
+    SSL_CTX *good = client_ctx(pki, pki, "client");
+    assert_good(handshake(s, good, "localhost"));
+    assert_stats(s, 0, 4);
+    SSL_CTX_free(good);
+    SSL_CTX_free(bad);
+    SSL_CTX_free(s);
+}
+
+/* The expected host name is part of the key: a cached chain verified for
+ * localhost is not an answer for another name. */
+static void test_host_name_in_key(void **state)
+{
+    (void)state;
+    SSL_CTX *s = server_ctx(pki, 64), *c = client_ctx(pki, pki, "client");
+
+    assert_good(handshake(s, c, "localhost"));
+    assert_good(handshake(s, c, "localhost"));
+    assert_stats(c, 1, 1);
+    for (int i = 0; i < 2; i++) {
+        struct outcome o = handshake(s, c, "not-this-server.example");
+        assert_false(o.ok);
+        assert_int_equal(o.client_verify, X509_V_ERR_HOSTNAME_MISMATCH);
+    }
+    assert_stats(c, 1, 3);
+    /* No name check at all is another key too, and succeeds. */
+    assert_good(handshake(s, c, NULL));
+    assert_stats(c, 1, 4);
+    assert_good(handshake(s, c, "localhost"));
+    assert_stats(c, 2, 4);
+    SSL_CTX_free(c);
+    SSL_CTX_free(s);
+}
+
+/* A client certificate issued here by the trusted CA, valid from now for
+ * `seconds`. */
+static void issue_short(int seconds, X509 **cert, EVP_PKEY **key)
+{
+    X509 *ca = read_cert(pki, PKI_FILE_CA_CERT);
+    EVP_PKEY *cakey = read_key(pki, PKI_FILE_CA_KEY);
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_non_null(k);
+    assert_non_null(x);
+    assert_int_equal(X509_set_version(x, 2), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL)), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -60));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), seconds));
+    X509_NAME *n = X509_get_subject_name(x);
+    assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+                                                (const unsigned char *)"short", -1, -1, 0),
+                     1);
+    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(ca)), 1);
+    assert_int_equal(X509_set_pubkey(x, k), 1);
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+    X509_EXTENSION *eku = X509V3_EXT_conf_nid(NULL, &v3, NID_ext_key_usage, "clientAuth");
+    assert_non_null(eku);
+    assert_int_equal(X509_add_ext(x, eku, -1), 1);
+    X509_EXTENSION_free(eku);
+    assert_true(X509_sign(x, cakey, EVP_sha256()) > 0);
+    X509_free(ca);
+    EVP_PKEY_free(cakey);
+    *cert = x;
+    *key = k;
+}
+
+/* A chain is reused only while every certificate in it is valid: once the
+ * client certificate has expired, the cached entry is no answer, and the
+ * full verification refuses it. */
+static void test_expiry_ends_entry(void **state)
+{
+    (void)state;
+    X509 *x;
+    EVP_PKEY *k;
+    issue_short(2, &x, &k);
+    SSL_CTX *s = server_ctx(pki, 64), *c = client_ctx_pem(pki, x, k);
+
+    assert_good(handshake(s, c, "localhost"));
+    assert_good(handshake(s, c, "localhost"));
+    assert_stats(s, 1, 1);
+    sleep(4);
+    struct outcome o = handshake(s, c, "localhost");
+    assert_false(o.ok);
+    assert_int_equal(o.server_verify, X509_V_ERR_CERT_HAS_EXPIRED);
+    assert_stats(s, 1, 2);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    SSL_CTX_free(c);
+    SSL_CTX_free(s);
+}
+
+/* With one slot, two clients keep evicting each other: every handshake is
+ * a full verification, and every one succeeds. */
+static void test_eviction(void **state)
+{
+    (void)state;
+    SSL_CTX *s = server_ctx(pki, 1);
+    SSL_CTX *a = client_ctx(pki, pki, "client"), *b = client_ctx(pki, pki, "second");
+
+    assert_good(handshake(s, a, "localhost"));
+    assert_good(handshake(s, a, "localhost"));
+    assert_stats(s, 1, 1);
+    for (int i = 0; i < 3; i++) {
+        assert_good(handshake(s, b, "localhost"));
+        assert_good(handshake(s, a, "localhost"));
+    }
+    assert_stats(s, 1, 7);
+    SSL_CTX_free(a);
+    SSL_CTX_free(b);
+    SSL_CTX_free(s);
+}
+
+static int accept_all(int ok, X509_STORE_CTX *x)
+{
+    (void)ok;
+    (void)x;
+    return 1;
+}
+
+/* Out-of-range arguments, a context with a verify callback and a second
+ * attach are refused; a context without a cache has no statistics. */
+static void test_attach_refusals(void **state)
+{
+    (void)state;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    assert_stats(ctx, 0, 0);
+    assert_err(tls_vcache_attach(ctx, 0, 60), ERR_INVALID_ARG);
+    assert_err(tls_vcache_attach(ctx, TLS_VCACHE_MAX_CAPACITY + 1, 60), ERR_INVALID_ARG);
+    assert_err(tls_vcache_attach(ctx, 8, 0), ERR_INVALID_ARG);
+    assert_err(tls_vcache_attach(ctx, 8, TLS_VCACHE_MAX_AGE_MAX + 1), ERR_INVALID_ARG);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_all);
+    assert_err(tls_vcache_attach(ctx, 8, 60), ERR_INVALID_ARG);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    assert_ok(tls_vcache_attach(ctx, 8, 60));
+    assert_err(tls_vcache_attach(ctx, 8, 60), ERR_INVALID_ARG);
+    assert_stats(ctx, 0, 0);
+    SSL_CTX_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_repeat_is_cached), cmocka_unit_test(test_refusal_not_cached),
+        cmocka_unit_test(test_host_name_in_key), cmocka_unit_test(test_expiry_ends_entry),
+        cmocka_unit_test(test_eviction),         cmocka_unit_test(test_attach_refusals),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "kmip/kmip_defs.h"
 #include "kmip/msg.h"
+#include "kmip/tlslib.h"
 #include "kmip/tlsverify.h"
 #include "kms/dispatch.h"
 #include "kms/pki.h"
@@ -555,13 +556,15 @@ static void kms_signal(evutil_socket_t sig, short what, void *arg)
 
 static RESULT kms_tls_context(const struct kms_config *cfg, SSL_CTX **out)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx;
     STACK_OF(X509_NAME) * cas;
     STACK_OF(X509) *chain = NULL;
     static const unsigned char sid_ctx[] = "vmseal-kms";
 
     *out = NULL;
-    ENSURE(ctx != NULL, ERR_NOMEM);
+    /* In the library context of kmip/tlslib.h: parsing each client's
+     * certificate does not enumerate every decoder OpenSSL has. */
+    GUARD(tls_ctx_new(TLS_server_method(), &ctx));
     SSL_CTX_set_min_proto_version(ctx, cfg->tls13_only ? TLS1_3_VERSION : TLS1_2_VERSION);
     /* SSL_OP_NO_TICKET: sessions stay in the server's cache, and clients
      * resume them by session ID (TLS 1.2) or by a ticket that only names
@@ -584,10 +587,15 @@ static RESULT kms_tls_context(const struct kms_config *cfg, SSL_CTX **out)
         SSL_CTX_free(ctx);
         return CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading certificate", cfg->certificate);
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
+    vs_result krc = tls_use_key_file(ctx, cfg->key);
+    if (!is_ok(krc)) {
         SSL_CTX_free(ctx);
-        return CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading key", cfg->key);
+        return krc;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        SSL_CTX_free(ctx);
+        return CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "the key does not match the certificate",
+                                    cfg->key);
     }
     if (SSL_CTX_load_verify_locations(ctx, cfg->client_ca, NULL) != 1 ||
         (cas = SSL_load_client_CA_file(cfg->client_ca)) == NULL) {

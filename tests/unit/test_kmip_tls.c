@@ -1,10 +1,19 @@
-/* Tests of the verified-chain cache (kmip/tlsverify.h) through real TLS
- * handshakes: a server and a client context, both with a cache, talk over
- * an in-memory BIO pair with the development PKI of pki_init. A repeated
- * peer is answered from the cache with the same verified chain; everything
- * that must not be (a refused peer, another expected host name, a
- * certificate that has expired since, a slot taken by another peer) is
- * verified in full again, and refused when it fails. */
+/* Tests of vmseal's TLS helpers through real handshakes.
+ *
+ * The verified-chain cache (kmip/tlsverify.h): a server and a client
+ * context, both with a cache, talk over an in-memory BIO pair with the
+ * development PKI of pki_init. A repeated peer is answered from the cache
+ * with the same verified chain; everything that must not be (a refused
+ * peer, another expected host name, a certificate that has expired since,
+ * a slot taken by another peer) is verified in full again, and refused
+ * when it fails.
+ *
+ * The TLS library context (kmip/tlslib.h): the server contexts here are
+ * made in it, the clients in OpenSSL's default context, so every handshake
+ * crosses the two; TLS 1.2 and 1.3 both complete; certificates with RSA,
+ * EC and Ed25519 keys parse in it with usable keys; tls_use_key_file loads
+ * a key and refuses a missing file, a file without a key, an encrypted
+ * key (without prompting) and a key that is not the certificate's. */
 #include "test_util.h"
 
 #include <stdio.h>
@@ -19,6 +28,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "kmip/tlslib.h"
 #include "kmip/tlsverify.h"
 #include "kms/pki.h"
 
@@ -57,13 +67,14 @@ static int teardown(void **state)
 static SSL_CTX *server_ctx(const char *dir, size_t capacity)
 {
     char crt[256], key[256], ca[256];
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    assert_non_null(ctx);
+    SSL_CTX *ctx;
+    assert_ok(tls_ctx_new(TLS_server_method(), &ctx));
     path(crt, sizeof(crt), dir, PKI_FILE_SERVER_CERT);
     path(key, sizeof(key), dir, PKI_FILE_SERVER_KEY);
     path(ca, sizeof(ca), dir, PKI_FILE_CA_CERT);
     assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, crt), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+    assert_ok(tls_use_key_file(ctx, key));
+    assert_int_equal(SSL_CTX_check_private_key(ctx), 1);
     assert_int_equal(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     /* Full handshakes only: resumption would skip verification anyway. */
@@ -131,6 +142,7 @@ struct outcome {
     long server_verify, client_verify;
     int server_chain, client_chain; /* verified chain lengths, -1 for none */
     bool server_leaf_is_peer;       /* chain[0] is the certificate received */
+    int version;                    /* the protocol version agreed */
 };
 
 /* One full handshake over a BIO pair, the client expecting host (NULL:
@@ -175,6 +187,7 @@ static struct outcome handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host)
     o.client_chain = cch != NULL ? sk_X509_num(cch) : -1;
     X509 *peer = SSL_get0_peer_certificate(s);
     o.server_leaf_is_peer = sch != NULL && peer != NULL && sk_X509_value(sch, 0) == peer;
+    o.version = SSL_version(c);
     SSL_free(s);
     SSL_free(c);
     return o;
@@ -376,12 +389,149 @@ static void test_attach_refusals(void **state)
     SSL_CTX_free(ctx);
 }
 
+/* Both protocol versions complete between a server in the TLS library
+ * context and a client in the default one, and a repeat is cached. */
+static void test_tls12_and_tls13(void **state)
+{
+    (void)state;
+    SSL_CTX *s = server_ctx(pki, 64);
+    const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+
+    for (size_t i = 0; i < 2; i++) {
+        SSL_CTX *c = client_ctx(pki, pki, "client");
+        assert_int_equal(SSL_CTX_set_max_proto_version(c, versions[i]), 1);
+        struct outcome o = handshake(s, c, "localhost");
+        assert_good(o);
+        assert_int_equal(o.version, versions[i]);
+        assert_good(handshake(s, c, "localhost"));
+        SSL_CTX_free(c);
+    }
+    /* The protocol version is not part of the key: one client, one miss. */
+    assert_stats(s, 3, 1);
+    SSL_CTX_free(s);
+}
+
+/* A self-signed certificate for key, DER-encoded into *der. */
+static int self_signed_der(EVP_PKEY *key, const EVP_MD *md, unsigned char **der)
+{
+    X509 *x = X509_new();
+    assert_non_null(x);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+    assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                                (const unsigned char *)"t", -1, -1, 0),
+                     1);
+    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(x)), 1);
+    assert_int_equal(X509_set_pubkey(x, key), 1);
+    assert_true(X509_sign(x, key, md) > 0);
+    *der = NULL;
+    int n = i2d_X509(x, der);
+    assert_true(n > 0);
+    X509_free(x);
+    return n;
+}
+
+/* Certificates with RSA, EC and Ed25519 keys parse in the TLS library
+ * context with a usable public key of the right type (their own signature
+ * verifies with it); a damaged one is refused. */
+static void test_key_types_parse(void **state)
+{
+    (void)state;
+    OSSL_LIB_CTX *lib;
+    assert_ok(tls_libctx(&lib));
+    struct {
+        EVP_PKEY *key;
+        const EVP_MD *md;
+        const char *type;
+    } cases[] = {
+        {EVP_RSA_gen(2048), EVP_sha256(), "RSA"},
+        {EVP_EC_gen("P-256"), EVP_sha256(), "EC"},
+        {EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), NULL, "ED25519"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_non_null(cases[i].key);
+        unsigned char *der;
+        int n = self_signed_der(cases[i].key, cases[i].md, &der);
+        const unsigned char *p = der;
+        X509 *x = X509_new_ex(lib, NULL);
+        assert_non_null(x);
+        assert_non_null(d2i_X509(&x, &p, n));
+        EVP_PKEY *pub = X509_get0_pubkey(x);
+        assert_non_null(pub);
+        assert_true(EVP_PKEY_is_a(pub, cases[i].type));
+        assert_int_equal(X509_verify(x, pub), 1);
+        X509_free(x);
+        /* The same certificate with a byte in its middle flipped: it
+         * fails to parse, or parses to a key that does not verify it;
+         * never a crash. */
+        unsigned char *bad = OPENSSL_memdup(der, (size_t)n);
+        assert_non_null(bad);
+        unsigned char *spki = bad + n / 2;
+        spki[0] ^= 0xff;
+        p = bad;
+        x = X509_new_ex(lib, NULL);
+        assert_non_null(x);
+        if (d2i_X509(&x, &p, n) != NULL) {
+            EVP_PKEY *k = X509_get0_pubkey(x);
+            assert_true(k == NULL || X509_verify(x, k) != 1);
+        }
+        ERR_clear_error();
+        X509_free(x);
+        OPENSSL_free(bad);
+        OPENSSL_free(der);
+        EVP_PKEY_free(cases[i].key);
+    }
+}
+
+static int secret_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)rwflag;
+    (void)u;
+    return snprintf(buf, (size_t)size, "%s", "not-asked");
+}
+
+/* tls_use_key_file: the right key loads; a missing file, a file without a
+ * key, an encrypted key (refused, not prompted for) and another key than
+ * the certificate's are refused. */
+static void test_use_key_file(void **state)
+{
+    (void)state;
+    char crt[256], key[256], other[256], enc[256];
+    SSL_CTX *ctx;
+    assert_ok(tls_ctx_new(TLS_server_method(), &ctx));
+    path(crt, sizeof(crt), pki, PKI_FILE_SERVER_CERT);
+    path(key, sizeof(key), pki, PKI_FILE_SERVER_KEY);
+    path(other, sizeof(other), pki, PKI_FILE_CLIENT_KEY);
+    path(enc, sizeof(enc), tmp, "encrypted.key");
+    assert_int_equal(SSL_CTX_use_certificate_file(ctx, crt, SSL_FILETYPE_PEM), 1);
+
+    EVP_PKEY *k = read_key(pki, PKI_FILE_SERVER_KEY);
+    FILE *f = fopen(enc, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, k, EVP_aes_256_cbc(), NULL, 0, secret_password, NULL),
+                     1);
+    fclose(f);
+    EVP_PKEY_free(k);
+
+    assert_err(tls_use_key_file(ctx, "/nonexistent/vmseal/key.pem"), ERR_NOT_FOUND);
+    assert_err(tls_use_key_file(ctx, crt), ERR_CRYPTO);
+    assert_err(tls_use_key_file(ctx, enc), ERR_CRYPTO);
+    assert_err(tls_use_key_file(ctx, other), ERR_CRYPTO);
+    assert_ok(tls_use_key_file(ctx, key));
+    assert_int_equal(SSL_CTX_check_private_key(ctx), 1);
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_repeat_is_cached), cmocka_unit_test(test_refusal_not_cached),
         cmocka_unit_test(test_host_name_in_key), cmocka_unit_test(test_expiry_ends_entry),
         cmocka_unit_test(test_eviction),         cmocka_unit_test(test_attach_refusals),
+        cmocka_unit_test(test_tls12_and_tls13),  cmocka_unit_test(test_key_types_parse),
+        cmocka_unit_test(test_use_key_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,44 @@
+/*
+ * tlslib.h - the OpenSSL library context for TLS endpoints that make many
+ * full handshakes: vmseal-kms, and the load generator that measures it.
+ *
+ * OpenSSL 3.0 decodes the public key of every certificate it parses
+ * through its decoder framework, and builds that framework's context anew
+ * for each one: it enumerates every decoder and key manager of every
+ * provider in the library context and chains them (some 90 decoders in the
+ * default provider: private keys, PEM, MSBLOB, PVK, ...). On this code's
+ * reference machine that is a tenth of a full handshake's CPU on either
+ * side, as each side parses the other's certificate (later OpenSSL
+ * releases cache the decoder context: openssl/openssl#21426).
+ *
+ * tls_libctx() is a library context whose one provider, "vmseal-tls",
+ * passes OpenSSL's default provider through unchanged (the same
+ * implementations, called with the default provider's own context), except
+ * that its decoders are only the DER SubjectPublicKeyInfo ones: all that
+ * parsing a certificate needs, for every key type. Certificates, trust
+ * stores and handshakes work in it as in the default context; private keys
+ * in PEM do not decode there, so load them with tls_use_key_file(), which
+ * decodes in the default context.
+ *
+ * Created once per process, on first use, and kept until exit.
+ */
+#ifndef VMSEAL_KMIP_TLSLIB_H
+#define VMSEAL_KMIP_TLSLIB_H
+
+#include <openssl/ssl.h>
+
+#include "core/result.h"
+
+/* The context described above, in *out. ERR_CRYPTO if OpenSSL cannot set
+ * it up (the default provider cannot be loaded). Thread-safe. */
+RESULT tls_libctx(OSSL_LIB_CTX **out) __attribute__((nonnull));
+
+/* A new SSL_CTX for method in tls_libctx(). */
+RESULT tls_ctx_new(const SSL_METHOD *method, SSL_CTX **out) __attribute__((nonnull));
+
+/* Loads the PEM private key at path (unencrypted) into ctx, decoding it in
+ * the default library context. ERR_NOT_FOUND if the file cannot be opened,
+ * ERR_CRYPTO if it holds no key or a key that ctx refuses. */
+RESULT tls_use_key_file(SSL_CTX *ctx, const char *path) __attribute__((nonnull));
+
+#endif

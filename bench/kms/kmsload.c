@@ -1037,6 +1037,10 @@ static SSL_CTX *tls_client_context(const struct options *o)
         tls_print_errors("building the client certificate chain");
         goto fail;
     }
+    /* Read each flight of records in one read(2), not a header and a body
+     * per record: the sockets are blocking, or polled by SSL_read itself
+     * (--spin), so nothing waits on a socket while OpenSSL holds data. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* Sessions are kept by hand (SSL_get1_session), per thread. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     /* The server's chain, once verified, is remembered (the same cache as

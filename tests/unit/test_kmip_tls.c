@@ -100,28 +100,28 @@ static SSL_CTX *client_ctx_pem(const char *trust_dir, X509 *cert, EVP_PKEY *key)
     return ctx;
 }
 
-static X509 *read_cert(const char *dir, const char *file)
+/* Reads dir/file: a certificate, or with want_key a private key. */
+static void *read_pem(const char *dir, const char *file, bool want_key)
 {
     char p[256];
     path(p, sizeof(p), dir, file);
     FILE *f = fopen(p, "r");
     assert_non_null(f);
-    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    void *obj = want_key ? (void *)PEM_read_PrivateKey(f, NULL, NULL, NULL)
+                         : (void *)PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
-    assert_non_null(x);
-    return x;
+    assert_non_null(obj);
+    return obj;
+}
+
+static X509 *read_cert(const char *dir, const char *file)
+{
+    return read_pem(dir, file, false);
 }
 
 static EVP_PKEY *read_key(const char *dir, const char *file)
 {
-    char p[256];
-    path(p, sizeof(p), dir, file);
-    FILE *f = fopen(p, "r");
-    assert_non_null(f);
-    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    assert_non_null(k);
-    return k;
+    return read_pem(dir, file, true);
 }
 
 static SSL_CTX *client_ctx(const char *trust_dir, const char *dir, const char *name)

@@ -1048,7 +1048,7 @@ static SSL_CTX *tls_client_context(const struct options *o)
      * checks the server's signature, but not its certificate chain again.
      * Against either server: its share of the CPU is left to the server. */
     if (!is_ok(tls_vcache_attach(ctx, 16, 3600))) {
-        fprintf(stderr, "kmsload: cannot set up the certificate cache\n");
+        fprintf(stderr, "kmsload: certificate cache: %s\n", err_format(why, sizeof(why)));
         goto fail;
     }
     return ctx;

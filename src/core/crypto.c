@@ -74,6 +74,15 @@ vs_result crypto_raise_openssl(enum err_code code, const char *file, int line, c
     err_raise(code, file, line);
     return err_detail("%s: %s", what, reason);
 }
+
+int crypto_pem_no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
 #define ENSURE_OSSL(cond, what)       \
     do {                              \
         if (!(cond))                  \

@@ -50,6 +50,11 @@ vs_result crypto_raise_openssl(enum err_code code, const char *file, int line, c
 #define CRYPTO_RAISE_OPENSSL(code, ...) \
     crypto_raise_openssl((code), __FILE__, __LINE__, __VA_ARGS__)
 
+/* A PEM reader's pem_password_cb that never prompts: without one OpenSSL
+ * asks on the terminal for an encrypted key's passphrase, and a server
+ * would hang. An encrypted key is refused instead. */
+int crypto_pem_no_password(char *buf, int size, int rwflag, void *u);
+
 /* --- randomness --- */
 
 /* Fills out with bytes from OpenSSL's public DRBG (nonces, identifiers). */

@@ -83,13 +83,6 @@ static bool kmip_client_pem_ended(void)
     return ended;
 }
 
-/* Never prompts: an encrypted key is refused rather than read from a tty. */
-static int kmip_client_no_password(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf, (void)size, (void)rwflag, (void)u;
-    return -1;
-}
-
 /* Every certificate in pem becomes a trust anchor; at least one is needed. */
 static vs_result kmip_client_load_ca_pem(SSL_CTX *ctx, const char *pem)
 {
@@ -100,7 +93,7 @@ static vs_result kmip_client_load_ca_pem(SSL_CTX *ctx, const char *pem)
     int n = 0;
 
     ENSURE(bio != NULL, ERR_NOMEM);
-    while ((x = PEM_read_bio_X509(bio, NULL, kmip_client_no_password, NULL)) != NULL) {
+    while ((x = PEM_read_bio_X509(bio, NULL, crypto_pem_no_password, NULL)) != NULL) {
         int ok = X509_STORE_add_cert(store, x);
         X509_free(x);
         if (ok != 1) {
@@ -126,13 +119,13 @@ static vs_result kmip_client_load_cert_pem(SSL_CTX *ctx, const char *pem)
     X509 *x;
 
     ENSURE(bio != NULL, ERR_NOMEM);
-    x = PEM_read_bio_X509(bio, NULL, kmip_client_no_password, NULL);
+    x = PEM_read_bio_X509(bio, NULL, crypto_pem_no_password, NULL);
     if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1) {
         rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", "loading the client certificate PEM");
         goto out;
     }
     X509_free(x);
-    while ((x = PEM_read_bio_X509(bio, NULL, kmip_client_no_password, NULL)) != NULL) {
+    while ((x = PEM_read_bio_X509(bio, NULL, crypto_pem_no_password, NULL)) != NULL) {
         if (SSL_CTX_add0_chain_cert(ctx, x) != 1) { /* takes x on success */
             rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", "adding a chain certificate");
             goto out;
@@ -155,7 +148,7 @@ static vs_result kmip_client_load_key_pem(SSL_CTX *ctx, const char *pem)
     EVP_PKEY *key;
 
     ENSURE(bio != NULL, ERR_NOMEM);
-    key = PEM_read_bio_PrivateKey(bio, NULL, kmip_client_no_password, NULL);
+    key = PEM_read_bio_PrivateKey(bio, NULL, crypto_pem_no_password, NULL);
     if (key == NULL || SSL_CTX_use_PrivateKey(ctx, key) != 1)
         rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s", "loading the client key PEM");
     EVP_PKEY_free(key); /* the context keeps its own reference */

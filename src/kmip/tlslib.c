@@ -16,7 +16,6 @@
 #include "kmip/tlslib.h"
 
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +27,9 @@
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 
+#include "core/buf.h"
 #include "core/crypto.h"
+#include "core/file.h"
 
 static OSSL_PROVIDER *tl_inner;     /* the default provider, default context */
 static OSSL_ALGORITHM *tl_decoders; /* the subset we expose; NULL-terminated */
@@ -157,32 +158,32 @@ RESULT tls_ctx_new(const SSL_METHOD *method, SSL_CTX **out)
     return OK_RESULT;
 }
 
-/* pem_password_cb: an encrypted key is refused, never prompted for. */
-static int tl_no_password(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return 0;
-}
+/* Key files are small; anything larger is not one. */
+#define TLS_KEY_FILE_MAX (64u << 10)
 
 RESULT tls_use_key_file(SSL_CTX *ctx, const char *path)
 {
-    FILE *f = fopen(path, "re");
-    EVP_PKEY *key;
-    int ok;
+    vs_result rc = OK_RESULT;
+    struct buf pem = {0};
+    EVP_PKEY *key = NULL;
+    BIO *bio = NULL;
 
-    if (f == NULL) {
-        vs_result rc = RAISE(ERR_NOT_FOUND);
-        err_detail("cannot open %s", path);
-        return rc;
+    /* The key's PEM goes to secret memory, wiped when freed, and is parsed
+     * in place (BIO_new_mem_buf does not copy): no stdio buffer keeps it. */
+    GUARD_OUT(buf_alloc_secret(&pem, 4096, TLS_KEY_FILE_MAX));
+    rc = file_read_all(path, TLS_KEY_FILE_MAX, &pem);
+    if (!is_ok(rc)) {
+        err_detail("cannot read %s", path);
+        goto out;
     }
-    key = PEM_read_PrivateKey_ex(f, NULL, tl_no_password, NULL, NULL, NULL);
-    fclose(f);
-    ok = key != NULL && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+    bio = BIO_new_mem_buf(buf_data(&pem), (int)buf_len(&pem));
+    if (bio != NULL)
+        key = PEM_read_bio_PrivateKey_ex(bio, NULL, crypto_pem_no_password, NULL, NULL, NULL);
+    if (key == NULL || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+        rc = CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading key", path);
+out:
     EVP_PKEY_free(key); /* ctx keeps its own reference */
-    if (!ok)
-        return CRYPTO_RAISE_OPENSSL(ERR_CRYPTO, "%s %s", "loading key", path);
-    return OK_RESULT;
+    BIO_free(bio);
+    buf_free(&pem);
+    return rc;
 }

@@ -37,8 +37,10 @@ RESULT tls_libctx(OSSL_LIB_CTX **out) __attribute__((nonnull));
 RESULT tls_ctx_new(const SSL_METHOD *method, SSL_CTX **out) __attribute__((nonnull));
 
 /* Loads the PEM private key at path (unencrypted) into ctx, decoding it in
- * the default library context. ERR_NOT_FOUND if the file cannot be opened,
- * ERR_CRYPTO if it holds no key or a key that ctx refuses. */
+ * the default library context; the file's text is held in secret memory
+ * only. ERR_NOT_FOUND if the file does not exist, ERR_TOO_LARGE or ERR_IO
+ * if it cannot be read as a key file, ERR_CRYPTO if it holds no key, an
+ * encrypted one (never prompted for) or a key that ctx refuses. */
 RESULT tls_use_key_file(SSL_CTX *ctx, const char *path) __attribute__((nonnull));
 
 #endif

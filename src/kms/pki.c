@@ -355,17 +355,6 @@ out:
     return rc;
 }
 
-/* A PEM reader's passphrase callback that never prompts: without it OpenSSL
- * asks on the terminal for an encrypted key, and a server would hang. */
-static int pki_no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1;
-}
-
 /* Loads dir/ca.crt and dir/ca.key and checks that they belong together, that
  * the certificate is a CA and that it has not expired. The key's PEM is read
  * into secret memory and parsed in place (BIO_new_mem_buf does not copy). */
@@ -383,7 +372,7 @@ static RESULT pki_ca_load(const char *dir, X509 **cert_out, EVP_PKEY **key_out)
     GUARD_OUT(file_read_all(path, PKI_FILE_MAX, &crt));
     bio = BIO_new_mem_buf(buf_data(&crt), (int)buf_len(&crt));
     ENSURE_OSSL_OUT(bio != NULL, "BIO_new_mem_buf");
-    cert = PEM_read_bio_X509(bio, NULL, pki_no_passphrase, NULL);
+    cert = PEM_read_bio_X509(bio, NULL, crypto_pem_no_password, NULL);
     if (cert == NULL) {
         rc = PKI_REFUSE(ERR_INVALID_ARG, "ca.crt is not a PEM certificate");
         goto out;
@@ -396,7 +385,7 @@ static RESULT pki_ca_load(const char *dir, X509 **cert_out, EVP_PKEY **key_out)
     GUARD_OUT(file_read_all(path, PKI_FILE_MAX, &key));
     bio = BIO_new_mem_buf(buf_data(&key), (int)buf_len(&key));
     ENSURE_OSSL_OUT(bio != NULL, "BIO_new_mem_buf");
-    pkey = PEM_read_bio_PrivateKey(bio, NULL, pki_no_passphrase, NULL);
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, crypto_pem_no_password, NULL);
     if (pkey == NULL) {
         rc = PKI_REFUSE(ERR_INVALID_ARG, "ca.key is not an unencrypted PEM private key");
         goto out;
@@ -839,7 +828,7 @@ vs_result pki_sign_csr(const char *dir, const uint8_t *csr_pem, size_t csr_len, 
      * Windows and older VMware tools write. */
     bio = BIO_new_mem_buf(csr_pem, (int)csr_len);
     ENSURE_OSSL_OUT(bio != NULL, "BIO_new_mem_buf");
-    req = PEM_read_bio_X509_REQ(bio, NULL, pki_no_passphrase, NULL);
+    req = PEM_read_bio_X509_REQ(bio, NULL, crypto_pem_no_password, NULL);
     if (req == NULL) {
         rc = PKI_REFUSE(ERR_INVALID_ARG, "not a PEM certificate request");
         goto out;

@@ -90,17 +90,30 @@ CLIENTS = 6
 ROUNDS = 15
 
 
+def server_with(kms_program, tmp_path, line: str, replacement: str) -> KmsServer:
+    """A fresh server whose kms.conf, as init wrote it, has `line`, replaced."""
+    server = KmsServer(kms_program, tmp_path)
+    server.init()
+    conf = server.data_dir / "kms.conf"
+    text = conf.read_text()
+    assert line in text
+    conf.write_text(text.replace(line, replacement))
+    return server
+
+
+def serve_once(server: KmsServer) -> subprocess.CompletedProcess:
+    """Runs `serve` on the server's data directory, expecting it to stop."""
+    return subprocess.run([server.binary, "serve", "--data-dir", str(server.data_dir),
+                           "--listen", "127.0.0.1:1"], capture_output=True, timeout=30)
+
+
 def test_clients_spread_over_network_threads_all_get_their_answers(kms_program, tmp_path):
     """With several network threads, concurrent clients, each on its own
     persistent connection and on fresh ones, get every answer right: writes
     go to the workers and come back to the thread that owns the connection.
     The server then stops cleanly (the fixture checks its exit status)."""
-    server = KmsServer(kms_program, tmp_path)
-    server.init()
-    conf = server.data_dir / "kms.conf"
-    text = conf.read_text()
-    assert "network_threads = 0" in text
-    conf.write_text(text.replace("network_threads = 0", f"network_threads = {NETWORK_THREADS}"))
+    server = server_with(kms_program, tmp_path, "network_threads = 0",
+                         f"network_threads = {NETWORK_THREADS}")
 
     def client(n: int) -> int:
         done = 0
@@ -121,12 +134,8 @@ def test_clients_spread_over_network_threads_all_get_their_answers(kms_program, 
 
 
 def test_network_threads_out_of_range_is_refused(kms_program, tmp_path):
-    server = KmsServer(kms_program, tmp_path)
-    server.init()
-    conf = server.data_dir / "kms.conf"
-    conf.write_text(conf.read_text().replace("network_threads = 0", "network_threads = 65"))
-    proc = subprocess.run([str(kms_program), "serve", "--data-dir", str(server.data_dir),
-                           "--listen", "127.0.0.1:1"], capture_output=True, timeout=30)
+    proc = serve_once(server_with(kms_program, tmp_path, "network_threads = 0",
+                                  "network_threads = 65"))
     assert proc.returncode == 1
     assert b"network_threads" in proc.stderr
 
@@ -143,12 +152,8 @@ def test_busy_polling_answers_and_stops_when_requests_stop(kms_program, tmp_path
     """Whatever busy_poll_us is, back-to-back requests on one connection are
     answered; and once they stop, the network threads go to sleep: an idle
     server burns no CPU, even after polling for 10 ms after every answer."""
-    server = KmsServer(kms_program, tmp_path)
-    server.init()
-    conf = server.data_dir / "kms.conf"
-    text = conf.read_text()
-    assert "busy_poll_us = 50" in text
-    conf.write_text(text.replace("busy_poll_us = 50", f"busy_poll_us = {busy_poll_us}"))
+    server = server_with(kms_program, tmp_path, "busy_poll_us = 50",
+                         f"busy_poll_us = {busy_poll_us}")
     with server:
         with tls_connect(server, server.client_crt, server.client_key) as s:
             uid = call(s, create_aes(256)).uid()
@@ -166,11 +171,7 @@ def test_busy_polling_answers_and_stops_when_requests_stop(kms_program, tmp_path
 
 @pytest.mark.parametrize("value", ["10001", "-1", "fast"])
 def test_busy_poll_out_of_range_is_refused(kms_program, tmp_path, value):
-    server = KmsServer(kms_program, tmp_path)
-    server.init()
-    conf = server.data_dir / "kms.conf"
-    conf.write_text(conf.read_text().replace("busy_poll_us = 50", f"busy_poll_us = {value}"))
-    proc = subprocess.run([str(kms_program), "serve", "--data-dir", str(server.data_dir),
-                           "--listen", "127.0.0.1:1"], capture_output=True, timeout=30)
+    proc = serve_once(server_with(kms_program, tmp_path, "busy_poll_us = 50",
+                                  f"busy_poll_us = {value}"))
     assert proc.returncode == 1
     assert b"busy_poll_us" in proc.stderr

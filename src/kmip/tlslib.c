@@ -4,14 +4,22 @@
  *
  * A provider wrapping another is how OpenSSL's own tests restrict a
  * library context to some algorithms (test/filterprov.c). Ours answers
- * every query with the default provider's algorithm table, except the
- * decoders' (OSSL_OP_DECODER), where it answers with the default
- * provider's entries whose properties say "input=der" and
- * "structure=SubjectPublicKeyInfo". Its provider context is the default
- * provider's, so the implementations it hands out run exactly as they do
- * in the default context, and keys made by them are the same kind of
- * objects. Capabilities (TLS groups and signature algorithms) and
- * parameters are the default provider's too.
+ * every query with the default provider's algorithm table, except two:
+ *
+ * - key managers (OSSL_OP_KEYMGMT): only those of the key types that
+ *   certificates and TLS use (tl_key_types). OpenSSL 3.0 builds, then
+ *   frees, one EVP_KEYMGMT per key manager of the library context for each
+ *   public key it decodes; the default provider has 18, of which 8 (DHX,
+ *   SM2, and the MAC and KDF ones: TLS1-PRF, HKDF, SCRYPT, SIPHASH,
+ *   POLY1305, CMAC) serve no TLS handshake: libssl uses its KDFs and HMAC
+ *   through EVP_KDF and EVP_MAC, which are not filtered.
+ * - decoders (OSSL_OP_DECODER): only the DER SubjectPublicKeyInfo ones of
+ *   those key types, and the generic one that reads the structure.
+ *
+ * Its provider context is the default provider's, so the implementations
+ * it hands out run exactly as they do in the default context, and keys
+ * made by them are the same kind of objects. Capabilities (TLS groups and
+ * signature algorithms) and parameters are the default provider's too.
  */
 #include "kmip/tlslib.h"
 
@@ -31,17 +39,64 @@
 #include "core/crypto.h"
 #include "core/file.h"
 
-static OSSL_PROVIDER *tl_inner;     /* the default provider, default context */
-static OSSL_ALGORITHM *tl_decoders; /* the subset we expose; NULL-terminated */
+/* What the library context keeps of the default provider's algorithms, by
+ * their first name there: what libssl 3.0 fetches, for every cipher suite,
+ * group and signature algorithm it offers in the default context, and what
+ * certificates name. tests/unit/test_kmip_tls.c checks that an SSL_CTX
+ * offers the same suites, groups and signature algorithms in both. */
+#define TL_NAMES(...) (const char *const[]){__VA_ARGS__, NULL}
+static const struct tl_filter {
+    int op;
+    const char *const *names;
+} tl_filters[] = {
+    /* Message digests of TLS PRFs, handshake hashes, signature algorithms
+     * and certificate signatures. SHAKE: Ed448. */
+    {OSSL_OP_DIGEST,
+     TL_NAMES("SHA1", "SHA2-224", "SHA2-256", "SHA2-384", "SHA2-512", "SHA2-512/224",
+              "SHA2-512/256", "SHA3-224", "SHA3-256", "SHA3-384", "SHA3-512", "SHAKE-128",
+              "SHAKE-256", "MD5", "MD5-SHA1")},
+    /* The record ciphers of libssl's cipher table (ssl/ssl_ciph.c), its
+     * stitched CBC+HMAC ones, and AES-256-CBC of session tickets. */
+    {OSSL_OP_CIPHER,
+     TL_NAMES("AES-128-CBC", "AES-256-CBC", "AES-128-GCM", "AES-256-GCM", "AES-128-CCM",
+              "AES-256-CCM", "ChaCha20-Poly1305", "CAMELLIA-128-CBC", "CAMELLIA-256-CBC",
+              "ARIA-128-GCM", "ARIA-256-GCM", "DES-EDE3-CBC", "AES-128-CBC-HMAC-SHA1",
+              "AES-256-CBC-HMAC-SHA1", "AES-128-CBC-HMAC-SHA256", "AES-256-CBC-HMAC-SHA256")},
+    {OSSL_OP_MAC, TL_NAMES("HMAC")},
+    {OSSL_OP_KDF, TL_NAMES("TLS1-PRF", "HKDF", "TLS13-KDF")},
+    /* Key types of certificates (RSA, RSA-PSS, EC, ED25519, ED448, DSA),
+     * of key exchange (EC, X25519, X448, DH for FFDHE groups), and HMAC,
+     * whose keys libssl makes for the MAC of CBC cipher suites. */
+    {OSSL_OP_KEYMGMT,
+     TL_NAMES("RSA", "RSA-PSS", "EC", "ED25519", "ED448", "DSA", "X25519", "X448", "DH", "HMAC")},
+    /* The DER SubjectPublicKeyInfo decoders of those key types, and "DER",
+     * which reads the structure and hands the key to them (tl_decoder_kept
+     * checks the properties). */
+    {OSSL_OP_DECODER, TL_NAMES("RSA", "RSA-PSS", "EC", "ED25519", "ED448", "DSA", "DER")},
+};
+#define TL_NFILTERS (sizeof(tl_filters) / sizeof(tl_filters[0]))
+
+static OSSL_PROVIDER *tl_inner;                /* the default provider, default context */
+static OSSL_ALGORITHM *tl_tables[TL_NFILTERS]; /* the subsets; NULL-terminated */
 static OSSL_LIB_CTX *tl_ctx;
 static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+
+/* The filtered table for op, NULL if op is passed through. */
+static const OSSL_ALGORITHM *tl_table(int op)
+{
+    for (size_t i = 0; i < TL_NFILTERS; i++)
+        if (tl_filters[i].op == op)
+            return tl_tables[i];
+    return NULL;
+}
 
 static const OSSL_ALGORITHM *tl_query(void *provctx, int op, int *no_cache)
 {
     (void)provctx;
-    if (op == OSSL_OP_DECODER) {
+    const OSSL_ALGORITHM *t = tl_table(op);
+    if (t != NULL) {
         *no_cache = 0;
-        return tl_decoders;
+        return t;
     }
     return OSSL_PROVIDER_query_operation(tl_inner, op, no_cache);
 }
@@ -49,7 +104,7 @@ static const OSSL_ALGORITHM *tl_query(void *provctx, int op, int *no_cache)
 static void tl_unquery(void *provctx, int op, const OSSL_ALGORITHM *algs)
 {
     (void)provctx;
-    if (op != OSSL_OP_DECODER)
+    if (tl_table(op) == NULL)
         OSSL_PROVIDER_unquery_operation(tl_inner, op, algs);
 }
 
@@ -87,38 +142,65 @@ static const OSSL_DISPATCH tl_dispatch[] = {
     {0, NULL},
 };
 
-static bool tl_wanted(const OSSL_ALGORITHM *a)
+/* Whether the first of an algorithm's names (before the first ':') is one
+ * of names. */
+static bool tl_named(const OSSL_ALGORITHM *a, const char *const *names)
 {
+    for (; *names != NULL; names++) {
+        size_t n = strlen(*names);
+        if (strncmp(a->algorithm_names, *names, n) == 0 &&
+            (a->algorithm_names[n] == '\0' || a->algorithm_names[n] == ':'))
+            return true;
+    }
+    return false;
+}
+
+static bool tl_kept(const struct tl_filter *f, const OSSL_ALGORITHM *a)
+{
+    if (!tl_named(a, f->names))
+        return false;
+    if (f->op != OSSL_OP_DECODER)
+        return true;
     const char *p = a->property_definition;
     return p != NULL && strstr(p, "input=der") != NULL &&
            strstr(p, "structure=SubjectPublicKeyInfo") != NULL;
+}
+
+/* A copy of the default provider's table for f->op, with only the entries
+ * f keeps; all of them if it keeps none (a default provider whose names or
+ * properties read otherwise: correct, only slower, rather than nothing).
+ * NULL on allocation failure. */
+static OSSL_ALGORITHM *tl_subset(const struct tl_filter *f)
+{
+    int no_cache = 0;
+    size_t n = 0, k = 0;
+    const OSSL_ALGORITHM *all = OSSL_PROVIDER_query_operation(tl_inner, f->op, &no_cache);
+    while (all != NULL && all[n].algorithm_names != NULL)
+        n++;
+    OSSL_ALGORITHM *sub = calloc(n + 1, sizeof(*sub));
+    if (sub == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (tl_kept(f, &all[i]))
+            sub[k++] = all[i];
+    if (k == 0 && n > 0)
+        memcpy(sub, all, n * sizeof(*all));
+    return sub;
 }
 
 /* OSSL_provider_init_fn, run by OSSL_PROVIDER_load in tl_setup. */
 static int tl_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                    const OSSL_DISPATCH **out, void **provctx)
 {
-    int no_cache = 0;
-    size_t n = 0, k = 0;
     (void)handle;
     (void)in;
 
     tl_inner = OSSL_PROVIDER_load(NULL, "default");
     if (tl_inner == NULL)
         return 0;
-    const OSSL_ALGORITHM *all = OSSL_PROVIDER_query_operation(tl_inner, OSSL_OP_DECODER, &no_cache);
-    while (all != NULL && all[n].algorithm_names != NULL)
-        n++;
-    tl_decoders = calloc(n + 1, sizeof(*tl_decoders));
-    if (tl_decoders == NULL)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (tl_wanted(&all[i]))
-            tl_decoders[k++] = all[i];
-    /* A default provider whose properties read otherwise: all its decoders
-     * (correct, only slower) rather than none. */
-    if (k == 0)
-        memcpy(tl_decoders, all, n * sizeof(*all));
+    for (size_t i = 0; i < TL_NFILTERS; i++)
+        if ((tl_tables[i] = tl_subset(&tl_filters[i])) == NULL)
+            return 0;
     *provctx = OSSL_PROVIDER_get0_provider_ctx(tl_inner);
     *out = tl_dispatch;
     return 1;

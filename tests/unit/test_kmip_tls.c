@@ -10,7 +10,9 @@
  *
  * The TLS library context (kmip/tlslib.h): the server contexts here are
  * made in it, the clients in OpenSSL's default context, so every handshake
- * crosses the two; TLS 1.2 and 1.3 both complete; certificates with RSA,
+ * crosses the two; TLS 1.2 and 1.3 both complete, with every cipher suite
+ * kind and group; a client or server in it offers what one in the default
+ * context does; certificates with RSA,
  * EC and Ed25519 keys parse in it with usable keys; tls_use_key_file loads
  * a key and refuses a missing file, a file without a key, an encrypted
  * key (without prompting) and a key that is not the certificate's. */
@@ -63,12 +65,25 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* A server context trusting dir's CA for clients, with a cache. */
-static SSL_CTX *server_ctx(const char *dir, size_t capacity)
+/* A new SSL_CTX for method in the TLS library context, or with lean
+ * false, in OpenSSL's default one. */
+static SSL_CTX *ctx_in(const SSL_METHOD *method, bool lean)
+{
+    SSL_CTX *ctx = NULL;
+    if (lean)
+        assert_ok(tls_ctx_new(method, &ctx));
+    else
+        ctx = SSL_CTX_new(method);
+    assert_non_null(ctx);
+    return ctx;
+}
+
+/* A server context trusting dir's CA for clients, with a cache, in the TLS
+ * library context or (lean false) the default one. */
+static SSL_CTX *server_ctx_in(const char *dir, size_t capacity, bool lean)
 {
     char crt[256], key[256], ca[256];
-    SSL_CTX *ctx;
-    assert_ok(tls_ctx_new(TLS_server_method(), &ctx));
+    SSL_CTX *ctx = ctx_in(TLS_server_method(), lean);
     path(crt, sizeof(crt), dir, PKI_FILE_SERVER_CERT);
     path(key, sizeof(key), dir, PKI_FILE_SERVER_KEY);
     path(ca, sizeof(ca), dir, PKI_FILE_CA_CERT);
@@ -84,12 +99,17 @@ static SSL_CTX *server_ctx(const char *dir, size_t capacity)
     return ctx;
 }
 
-/* A client context trusting the CA of trust_dir, presenting cert/key. */
-static SSL_CTX *client_ctx_pem(const char *trust_dir, X509 *cert, EVP_PKEY *key)
+static SSL_CTX *server_ctx(const char *dir, size_t capacity)
+{
+    return server_ctx_in(dir, capacity, true);
+}
+
+/* A client context trusting the CA of trust_dir, presenting cert/key, in
+ * the TLS library context or (lean false) the default one. */
+static SSL_CTX *client_ctx_pem_in(const char *trust_dir, X509 *cert, EVP_PKEY *key, bool lean)
 {
     char ca[256];
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(ctx);
+    SSL_CTX *ctx = ctx_in(TLS_client_method(), lean);
     path(ca, sizeof(ca), trust_dir, PKI_FILE_CA_CERT);
     assert_int_equal(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
     assert_int_equal(SSL_CTX_use_certificate(ctx, cert), 1);
@@ -98,6 +118,11 @@ static SSL_CTX *client_ctx_pem(const char *trust_dir, X509 *cert, EVP_PKEY *key)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     assert_ok(tls_vcache_attach(ctx, 16, 3600));
     return ctx;
+}
+
+static SSL_CTX *client_ctx_pem(const char *trust_dir, X509 *cert, EVP_PKEY *key)
+{
+    return client_ctx_pem_in(trust_dir, cert, key, false);
 }
 
 /* Reads dir/file: a certificate, or with want_key a private key. */
@@ -124,17 +149,22 @@ static EVP_PKEY *read_key(const char *dir, const char *file)
     return read_pem(dir, file, true);
 }
 
-static SSL_CTX *client_ctx(const char *trust_dir, const char *dir, const char *name)
+static SSL_CTX *client_ctx_in(const char *trust_dir, const char *dir, const char *name, bool lean)
 {
     char crt[64], key[64];
     snprintf(crt, sizeof(crt), "%s.crt", name);
     snprintf(key, sizeof(key), "%s.key", name);
     X509 *x = read_cert(dir, crt);
     EVP_PKEY *k = read_key(dir, key);
-    SSL_CTX *ctx = client_ctx_pem(trust_dir, x, k);
+    SSL_CTX *ctx = client_ctx_pem_in(trust_dir, x, k, lean);
     X509_free(x);
     EVP_PKEY_free(k);
     return ctx;
+}
+
+static SSL_CTX *client_ctx(const char *trust_dir, const char *dir, const char *name)
+{
+    return client_ctx_in(trust_dir, dir, name, false);
 }
 
 struct outcome {
@@ -143,7 +173,40 @@ struct outcome {
     int server_chain, client_chain; /* verified chain lengths, -1 for none */
     bool server_leaf_is_peer;       /* chain[0] is the certificate received */
     int version;                    /* the protocol version agreed */
+    char cipher[64];                /* the cipher suite agreed */
+    char group[32];                 /* the key exchange group agreed */
+    /* What the client offered, as the server saw it: cipher suites
+     * (names, ':'-separated), signature algorithms (TLS code points) and
+     * groups (TLS group ids). */
+    char offered_ciphers[4096];
+    int offered_sigalgs[64], n_offered_sigalgs;
+    int offered_groups[32], n_offered_groups;
 };
+
+/* Records in o what the client of s offered. */
+static void record_offer(SSL *s, struct outcome *o)
+{
+    STACK_OF(SSL_CIPHER) *cs = SSL_get_client_ciphers(s);
+    size_t used = 0;
+    for (int i = 0; cs != NULL && i < sk_SSL_CIPHER_num(cs); i++) {
+        const char *name = SSL_CIPHER_get_name(sk_SSL_CIPHER_value(cs, i));
+        int n = snprintf(o->offered_ciphers + used, sizeof(o->offered_ciphers) - used, "%s:", name);
+        assert_true(n > 0 && (size_t)n < sizeof(o->offered_ciphers) - used);
+        used += (size_t)n;
+    }
+    int n = SSL_get_sigalgs(s, -1, NULL, NULL, NULL, NULL, NULL);
+    assert_true(n >= 0 && n <= 64);
+    for (int i = 0; i < n; i++) {
+        unsigned char rhash, rsig;
+        SSL_get_sigalgs(s, i, NULL, NULL, NULL, &rsig, &rhash);
+        o->offered_sigalgs[i] = rhash << 8 | rsig;
+    }
+    o->n_offered_sigalgs = n;
+    n = SSL_get1_groups(s, NULL);
+    assert_true(n >= 0 && n <= 32);
+    SSL_get1_groups(s, o->offered_groups);
+    o->n_offered_groups = n;
+}
 
 /* One full handshake over a BIO pair, the client expecting host (NULL:
  * no name check). */
@@ -188,6 +251,11 @@ static struct outcome handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *host)
     X509 *peer = SSL_get0_peer_certificate(s);
     o.server_leaf_is_peer = sch != NULL && peer != NULL && sk_X509_value(sch, 0) == peer;
     o.version = SSL_version(c);
+    const SSL_CIPHER *cipher = SSL_get_current_cipher(c);
+    snprintf(o.cipher, sizeof(o.cipher), "%s", cipher ? SSL_CIPHER_get_name(cipher) : "");
+    const char *group = SSL_group_to_name(s, SSL_get_shared_group(s, 0));
+    snprintf(o.group, sizeof(o.group), "%s", group ? group : "");
+    record_offer(s, &o);
     SSL_free(s);
     SSL_free(c);
     return o;
@@ -411,6 +479,126 @@ static void test_tls12_and_tls13(void **state)
     SSL_CTX_free(s);
 }
 
+/* The TLS library context offers what the default one does: a client in
+ * it sends the same cipher suites, signature algorithms and groups, and a
+ * server in it enables the same cipher suites, every one that libssl
+ * knows included. */
+static void test_same_offer(void **state)
+{
+    (void)state;
+    static const char all12[] = "ALL:COMPLEMENTOFALL:@SECLEVEL=0";
+    static const char all13[] = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+                                "TLS_AES_128_GCM_SHA256:TLS_AES_128_CCM_SHA256:"
+                                "TLS_AES_128_CCM_8_SHA256";
+    SSL_CTX *s = server_ctx_in(pki, 16, false);
+    SSL_CTX *c_default = client_ctx_in(pki, pki, "client", false);
+    SSL_CTX *c_lean = client_ctx_in(pki, pki, "client", true);
+    assert_int_equal(SSL_CTX_set_cipher_list(c_default, all12), 1);
+    assert_int_equal(SSL_CTX_set_cipher_list(c_lean, all12), 1);
+    struct outcome a = handshake(s, c_default, "localhost");
+    struct outcome b = handshake(s, c_lean, "localhost");
+    assert_good(a);
+    assert_good(b);
+    assert_string_equal(b.offered_ciphers, a.offered_ciphers);
+    assert_int_equal(b.n_offered_sigalgs, a.n_offered_sigalgs);
+    assert_memory_equal(b.offered_sigalgs, a.offered_sigalgs,
+                        sizeof(int) * (size_t)a.n_offered_sigalgs);
+    assert_int_equal(b.n_offered_groups, a.n_offered_groups);
+    assert_memory_equal(b.offered_groups, a.offered_groups,
+                        sizeof(int) * (size_t)a.n_offered_groups);
+    /* Not vacuous: AES-CBC with SHA-1, SHA-256 and SHA-384 MACs,
+     * CAMELLIA, ARIA, CCM, ChaCha20; RSA-PSS, Ed25519 and ECDSA; X448 and
+     * the FFDHE groups. */
+    const char *expect[] = {"ECDHE-ECDSA-AES256-SHA:", "ECDHE-RSA-AES128-SHA256:",
+                            "ECDHE-ECDSA-AES256-SHA384:", "CAMELLIA256-SHA:",
+                            "ECDHE-ARIA256-GCM-SHA384:", "ECDHE-ECDSA-AES256-CCM8:",
+                            "ECDHE-ECDSA-CHACHA20-POLY1305:", "TLS_AES_128_GCM_SHA256:"};
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
+        if (strstr(a.offered_ciphers, expect[i]) == NULL)
+            fail_msg("%s not offered in the default context", expect[i]);
+    assert_true(a.n_offered_sigalgs >= 20);
+    assert_true(a.n_offered_groups >= 9);
+    SSL_CTX_free(c_default);
+    SSL_CTX_free(c_lean);
+    SSL_CTX_free(s);
+
+    for (int lean = 0; lean < 2; lean++) {
+        SSL_CTX *d = ctx_in(TLS_server_method(), false), *l = ctx_in(TLS_server_method(), true);
+        assert_int_equal(SSL_CTX_set_cipher_list(d, all12), 1);
+        assert_int_equal(SSL_CTX_set_cipher_list(l, all12), 1);
+        assert_int_equal(SSL_CTX_set_ciphersuites(d, all13), 1);
+        assert_int_equal(SSL_CTX_set_ciphersuites(l, all13), 1);
+        STACK_OF(SSL_CIPHER) *dc = SSL_CTX_get_ciphers(d), *lc = SSL_CTX_get_ciphers(l);
+        assert_true(sk_SSL_CIPHER_num(dc) >= 60);
+        assert_int_equal(sk_SSL_CIPHER_num(lc), sk_SSL_CIPHER_num(dc));
+        for (int i = 0; i < sk_SSL_CIPHER_num(dc); i++)
+            assert_string_equal(SSL_CIPHER_get_name(sk_SSL_CIPHER_value(lc, i)),
+                                SSL_CIPHER_get_name(sk_SSL_CIPHER_value(dc, i)));
+        SSL_CTX_free(d);
+        SSL_CTX_free(l);
+    }
+}
+
+/* A server in the TLS library context completes handshakes with every TLS
+ * 1.3 cipher suite, TLS 1.2 suites of each kind of record protection
+ * (GCM, CCM, ChaCha20-Poly1305, CBC with HMAC-SHA1/SHA-256/SHA-384,
+ * CAMELLIA, ARIA) and every key exchange group, each one forced by the
+ * client. */
+static void test_suites_and_groups(void **state)
+{
+    (void)state;
+    SSL_CTX *s = server_ctx(pki, 64);
+    assert_int_equal(SSL_CTX_set_cipher_list(s, "ALL:@SECLEVEL=0"), 1);
+    assert_int_equal(SSL_CTX_set_ciphersuites(s, "TLS_AES_256_GCM_SHA384:"
+                                                 "TLS_CHACHA20_POLY1305_SHA256:"
+                                                 "TLS_AES_128_GCM_SHA256:TLS_AES_128_CCM_SHA256:"
+                                                 "TLS_AES_128_CCM_8_SHA256"),
+                     1);
+    static const char *const suites13[] = {
+        "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"};
+    static const char *const suites12[] = {
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-CCM",
+        "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES256-SHA",
+        "ECDHE-ECDSA-AES128-SHA256",     "ECDHE-ECDSA-AES256-SHA384",
+        "ECDHE-ECDSA-CAMELLIA256-SHA384", "ECDHE-ECDSA-ARIA256-GCM-SHA384"};
+    static const char *const groups[] = {"X25519", "P-256", "P-384", "P-521", "X448", "ffdhe2048"};
+
+    for (size_t i = 0; i < sizeof(suites13) / sizeof(suites13[0]); i++) {
+        SSL_CTX *c = client_ctx(pki, pki, "client");
+        assert_int_equal(SSL_CTX_set_ciphersuites(c, suites13[i]), 1);
+        struct outcome o = handshake(s, c, "localhost");
+        assert_good(o);
+        assert_int_equal(o.version, TLS1_3_VERSION);
+        assert_string_equal(o.cipher, suites13[i]);
+        SSL_CTX_free(c);
+    }
+    for (size_t i = 0; i < sizeof(suites12) / sizeof(suites12[0]); i++) {
+        SSL_CTX *c = client_ctx(pki, pki, "client");
+        assert_int_equal(SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION), 1);
+        assert_int_equal(SSL_CTX_set_cipher_list(c, suites12[i]), 1);
+        struct outcome o = handshake(s, c, "localhost");
+        assert_good(o);
+        assert_int_equal(o.version, TLS1_2_VERSION);
+        assert_string_equal(o.cipher, suites12[i]);
+        SSL_CTX_free(c);
+    }
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+        SSL_CTX *c = client_ctx(pki, pki, "client");
+        assert_int_equal(SSL_CTX_set1_groups_list(c, groups[i]), 1);
+        struct outcome o = handshake(s, c, "localhost");
+        assert_good(o);
+        assert_int_equal(o.version, TLS1_3_VERSION);
+        if (strcasecmp(o.group, groups[i]) != 0 &&
+            !(strcmp(groups[i], "P-256") == 0 && strcmp(o.group, "secp256r1") == 0) &&
+            !(strcmp(groups[i], "P-384") == 0 && strcmp(o.group, "secp384r1") == 0) &&
+            !(strcmp(groups[i], "P-521") == 0 && strcmp(o.group, "secp521r1") == 0))
+            fail_msg("group %s: agreed %s", groups[i], o.group);
+        SSL_CTX_free(c);
+    }
+    SSL_CTX_free(s);
+}
+
 /* A self-signed certificate for key, DER-encoded into *der. */
 static int self_signed_der(EVP_PKEY *key, const EVP_MD *md, unsigned char **der)
 {
@@ -531,7 +719,8 @@ int main(void)
         cmocka_unit_test(test_host_name_in_key), cmocka_unit_test(test_expiry_ends_entry),
         cmocka_unit_test(test_eviction),         cmocka_unit_test(test_attach_refusals),
         cmocka_unit_test(test_tls12_and_tls13),  cmocka_unit_test(test_key_types_parse),
-        cmocka_unit_test(test_use_key_file),
+        cmocka_unit_test(test_use_key_file),     cmocka_unit_test(test_same_offer),
+        cmocka_unit_test(test_suites_and_groups),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -44,35 +44,57 @@
  * group and signature algorithm it offers in the default context, and what
  * certificates name. tests/unit/test_kmip_tls.c checks that an SSL_CTX
  * offers the same suites, groups and signature algorithms in both. */
-#define TL_NAMES(...) (const char *const[]){__VA_ARGS__, NULL}
+
+/* Digests of TLS PRFs, handshake hashes, signature algorithms and
+ * certificate signatures. SHAKE: Ed448. */
+static const char *const tl_digests[] = {
+    "SHA1",         "SHA2-224", "SHA2-256", "SHA2-384", "SHA2-512", "SHA2-512/224",
+    "SHA2-512/256", "SHA3-224", "SHA3-256", "SHA3-384", "SHA3-512", "SHAKE-128",
+    "SHAKE-256",    "MD5",      "MD5-SHA1", NULL,
+};
+/* The record ciphers of libssl's cipher table (ssl/ssl_ciph.c), its
+ * stitched CBC+HMAC ones, and AES-256-CBC of session tickets. */
+static const char *const tl_ciphers[] = {
+    "AES-128-CBC",
+    "AES-256-CBC",
+    "AES-128-GCM",
+    "AES-256-GCM",
+    "AES-128-CCM",
+    "AES-256-CCM",
+    "ChaCha20-Poly1305",
+    "CAMELLIA-128-CBC",
+    "CAMELLIA-256-CBC",
+    "ARIA-128-GCM",
+    "ARIA-256-GCM",
+    "DES-EDE3-CBC",
+    "AES-128-CBC-HMAC-SHA1",
+    "AES-256-CBC-HMAC-SHA1",
+    "AES-128-CBC-HMAC-SHA256",
+    "AES-256-CBC-HMAC-SHA256",
+    NULL,
+};
+/* HMAC: Finished messages, record MACs, session tickets. */
+static const char *const tl_macs[] = {"HMAC", NULL};
+static const char *const tl_kdfs[] = {"TLS1-PRF", "HKDF", "TLS13-KDF", NULL};
+/* Key types of certificates (RSA, RSA-PSS, EC, ED25519, ED448, DSA), of
+ * key exchange (EC, X25519, X448, DH for FFDHE groups), and HMAC, whose
+ * keys libssl makes for the MAC of CBC cipher suites. */
+static const char *const tl_key_types[] = {
+    "RSA", "RSA-PSS", "EC", "ED25519", "ED448", "DSA", "X25519", "X448", "DH", "HMAC", NULL,
+};
+/* The DER SubjectPublicKeyInfo decoders of the certificate key types, and
+ * "DER", which reads the structure and hands the key to them (tl_kept
+ * checks the properties). */
+static const char *const tl_decoders[] = {
+    "RSA", "RSA-PSS", "EC", "ED25519", "ED448", "DSA", "DER", NULL,
+};
+
 static const struct tl_filter {
     int op;
     const char *const *names;
 } tl_filters[] = {
-    /* Message digests of TLS PRFs, handshake hashes, signature algorithms
-     * and certificate signatures. SHAKE: Ed448. */
-    {OSSL_OP_DIGEST,
-     TL_NAMES("SHA1", "SHA2-224", "SHA2-256", "SHA2-384", "SHA2-512", "SHA2-512/224",
-              "SHA2-512/256", "SHA3-224", "SHA3-256", "SHA3-384", "SHA3-512", "SHAKE-128",
-              "SHAKE-256", "MD5", "MD5-SHA1")},
-    /* The record ciphers of libssl's cipher table (ssl/ssl_ciph.c), its
-     * stitched CBC+HMAC ones, and AES-256-CBC of session tickets. */
-    {OSSL_OP_CIPHER,
-     TL_NAMES("AES-128-CBC", "AES-256-CBC", "AES-128-GCM", "AES-256-GCM", "AES-128-CCM",
-              "AES-256-CCM", "ChaCha20-Poly1305", "CAMELLIA-128-CBC", "CAMELLIA-256-CBC",
-              "ARIA-128-GCM", "ARIA-256-GCM", "DES-EDE3-CBC", "AES-128-CBC-HMAC-SHA1",
-              "AES-256-CBC-HMAC-SHA1", "AES-128-CBC-HMAC-SHA256", "AES-256-CBC-HMAC-SHA256")},
-    {OSSL_OP_MAC, TL_NAMES("HMAC")},
-    {OSSL_OP_KDF, TL_NAMES("TLS1-PRF", "HKDF", "TLS13-KDF")},
-    /* Key types of certificates (RSA, RSA-PSS, EC, ED25519, ED448, DSA),
-     * of key exchange (EC, X25519, X448, DH for FFDHE groups), and HMAC,
-     * whose keys libssl makes for the MAC of CBC cipher suites. */
-    {OSSL_OP_KEYMGMT,
-     TL_NAMES("RSA", "RSA-PSS", "EC", "ED25519", "ED448", "DSA", "X25519", "X448", "DH", "HMAC")},
-    /* The DER SubjectPublicKeyInfo decoders of those key types, and "DER",
-     * which reads the structure and hands the key to them (tl_decoder_kept
-     * checks the properties). */
-    {OSSL_OP_DECODER, TL_NAMES("RSA", "RSA-PSS", "EC", "ED25519", "ED448", "DSA", "DER")},
+    {OSSL_OP_DIGEST, tl_digests}, {OSSL_OP_CIPHER, tl_ciphers},    {OSSL_OP_MAC, tl_macs},
+    {OSSL_OP_KDF, tl_kdfs},       {OSSL_OP_KEYMGMT, tl_key_types}, {OSSL_OP_DECODER, tl_decoders},
 };
 #define TL_NFILTERS (sizeof(tl_filters) / sizeof(tl_filters[0]))
 

@@ -1,9 +1,11 @@
 /*
  * tlsverify.c - the cache of verified peer chains (see tlsverify.h).
  *
- * One entry per slot: the SHA-256 that names the verification's inputs,
- * the verified chain (the objects, up-referenced), and the window in which
- * it may be reused. The key covers, in order and with lengths, a version
+ * Sets of VC_WAYS entries (fewer when the capacity is smaller), chosen by
+ * the key's first bytes; within a set, a new chain takes a free entry, else
+ * the least recently used one. An entry: the SHA-256 that names the
+ * verification's inputs, the verified chain (the objects, up-referenced),
+ * and the window in which it may be reused. The key covers, in order and with lengths, a version
  * label, our side, the verification flags, depth, security level, host
  * flags, every expected host name, the e-mail and IP address, then the
  * SHA-256 of each certificate the peer sent, leaf first. Anything left out
@@ -23,17 +25,25 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+/* Entries per set: a few peers whose keys share a set do not evict each
+ * other, and a lookup compares at most this many keys. */
+#define VC_WAYS 4
+
 struct vc_entry {
     unsigned char key[32];
     bool used;
-    time_t not_before; /* the latest notBefore in the chain */
-    time_t expires;    /* the earliest notAfter, capped by max_age */
+    uint64_t last_used; /* vc->tick when last stored or hit */
+    time_t not_before;  /* the latest notBefore in the chain */
+    time_t expires;     /* the earliest notAfter, capped by max_age */
     STACK_OF(X509) * chain;
 };
 
 struct tls_vcache {
     pthread_mutex_t lock;
-    size_t mask; /* capacity - 1, capacity a power of two */
+    size_t nslots;   /* the capacity, a power of two: nsets * ways */
+    size_t ways;     /* entries per set: VC_WAYS, or the capacity if smaller */
+    size_t set_mask; /* nsets - 1 */
+    uint64_t tick;   /* counts lookups and stores, for LRU */
     unsigned max_age;
     EVP_MD *sha256; /* fetched once: no method lookup per handshake */
     uint64_t hits, misses;
@@ -48,7 +58,7 @@ static void vc_free(struct tls_vcache *vc)
     if (vc == NULL)
         return;
     if (vc->slots != NULL) {
-        for (size_t i = 0; i <= vc->mask; i++)
+        for (size_t i = 0; i < vc->nslots; i++)
             sk_X509_pop_free(vc->slots[i].chain, X509_free);
         free(vc->slots);
     }
@@ -184,9 +194,39 @@ static STACK_OF(X509) * vc_chain_for(STACK_OF(X509) * cached, X509 *leaf)
     return chain;
 }
 
-static struct vc_entry *vc_slot(struct tls_vcache *vc, const unsigned char key[32])
+/* The first entry of key's set. */
+static struct vc_entry *vc_set(struct tls_vcache *vc, const unsigned char key[32])
 {
-    return &vc->slots[(key[0] | (size_t)key[1] << 8 | (size_t)key[2] << 16) & vc->mask];
+    size_t set = (key[0] | (size_t)key[1] << 8 | (size_t)key[2] << 16) & vc->set_mask;
+    return &vc->slots[set * vc->ways];
+}
+
+/* key's entry in its set, or NULL. Under vc->lock. */
+static struct vc_entry *vc_find(struct tls_vcache *vc, const unsigned char key[32])
+{
+    struct vc_entry *set = vc_set(vc, key);
+    for (size_t i = 0; i < vc->ways; i++)
+        if (set[i].used && memcmp(set[i].key, key, 32) == 0)
+            return &set[i];
+    return NULL;
+}
+
+/* Where a chain for key goes: its own entry, a free one, or the least
+ * recently used one of the set. Under vc->lock. */
+static struct vc_entry *vc_victim(struct tls_vcache *vc, const unsigned char key[32])
+{
+    struct vc_entry *e = vc_find(vc, key);
+    if (e != NULL)
+        return e;
+    struct vc_entry *set = vc_set(vc, key);
+    e = &set[0];
+    for (size_t i = 0; i < vc->ways; i++) {
+        if (!set[i].used)
+            return &set[i];
+        if (set[i].last_used < e->last_used)
+            e = &set[i];
+    }
+    return e;
 }
 
 /* SSL_CTX_set_cert_verify_callback: in place of X509_verify_cert. */
@@ -198,15 +238,15 @@ static int vc_verify(X509_STORE_CTX *xs, void *arg)
     bool cacheable = vc_key(vc, xs, key);
 
     if (cacheable) {
-        struct vc_entry *e = vc_slot(vc, key);
         STACK_OF(X509) *chain = NULL;
         pthread_mutex_lock(&vc->lock);
-        if (e->used && memcmp(e->key, key, sizeof(key)) == 0 && e->not_before <= now &&
-            now < e->expires)
+        struct vc_entry *e = vc_find(vc, key);
+        if (e != NULL && e->not_before <= now && now < e->expires)
             chain = vc_chain_for(e->chain, X509_STORE_CTX_get0_cert(xs));
-        if (chain != NULL)
+        if (chain != NULL) {
             vc->hits++;
-        else
+            e->last_used = ++vc->tick;
+        } else
             vc->misses++;
         pthread_mutex_unlock(&vc->lock);
         if (chain != NULL) {
@@ -231,11 +271,12 @@ static int vc_verify(X509_STORE_CTX *xs, void *arg)
     STACK_OF(X509) *copy = X509_chain_up_ref(verified);
     if (copy == NULL)
         return ok;
-    struct vc_entry *e = vc_slot(vc, key);
     pthread_mutex_lock(&vc->lock);
+    struct vc_entry *e = vc_victim(vc, key);
     STACK_OF(X509) *old = e->chain;
     memcpy(e->key, key, sizeof(key));
     e->used = true;
+    e->last_used = ++vc->tick;
     e->not_before = not_before;
     e->expires = expires;
     e->chain = copy;
@@ -263,7 +304,9 @@ RESULT tls_vcache_attach(SSL_CTX *ctx, size_t capacity, unsigned max_age_s)
         free(vc);
         BAIL(ERR_NOMEM);
     }
-    vc->mask = cap - 1;
+    vc->nslots = cap;
+    vc->ways = cap < VC_WAYS ? cap : VC_WAYS;
+    vc->set_mask = cap / vc->ways - 1;
     vc->max_age = max_age_s;
     vc->slots = calloc(cap, sizeof(*vc->slots));
     vc->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);

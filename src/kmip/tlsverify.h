@@ -32,8 +32,9 @@
  * a fixed verification time. The key does not cover DANE's TLSA records:
  * do not attach a cache to a context whose connections enable DANE.
  *
- * The table is direct-mapped (a colliding chain replaces the older one),
- * bounded by its capacity, and shared by all threads using the context.
+ * The table is bounded by its capacity and shared by all threads using the
+ * context. It is 4-way set-associative: up to 4 peers whose keys fall in
+ * the same set are all kept; a fifth replaces the least recently used.
  */
 #ifndef VMSEAL_KMIP_TLSVERIFY_H
 #define VMSEAL_KMIP_TLSVERIFY_H

@@ -53,7 +53,8 @@ static int setup(void **state)
     snprintf(pki, sizeof(pki), "%s/pki", tmp);
     snprintf(pki2, sizeof(pki2), "%s/pki2", tmp);
     if (!is_ok(pki_init(pki, "localhost")) || !is_ok(pki_init(pki2, "localhost")) ||
-        !is_ok(pki_issue_client(pki, "second")))
+        !is_ok(pki_issue_client(pki, "second")) || !is_ok(pki_issue_client(pki, "third")) ||
+        !is_ok(pki_issue_client(pki, "fourth")) || !is_ok(pki_issue_client(pki, "fifth")))
         return -1;
     return 0;
 }
@@ -437,6 +438,36 @@ static void test_eviction(void **state)
     SSL_CTX_free(s);
 }
 
+/* Four slots make one set of four: four clients are all kept, whatever
+ * their keys; a fifth replaces the least recently used one. */
+static void test_set_keeps_four(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"client", "second", "third", "fourth", "fifth"};
+    SSL_CTX *s = server_ctx(pki, 4), *c[5];
+    for (int i = 0; i < 5; i++)
+        c[i] = client_ctx(pki, pki, names[i]);
+
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 4; i++)
+            assert_good(handshake(s, c[i], "localhost"));
+    assert_stats(s, 4, 4);
+    /* "client" again: "second" is now the least recently used, and the
+     * fifth takes its place. */
+    assert_good(handshake(s, c[0], "localhost"));
+    assert_good(handshake(s, c[4], "localhost"));
+    assert_stats(s, 5, 5);
+    static const int kept[] = {0, 2, 3, 4};
+    for (int i = 0; i < 4; i++)
+        assert_good(handshake(s, c[kept[i]], "localhost"));
+    assert_stats(s, 9, 5);
+    assert_good(handshake(s, c[1], "localhost"));
+    assert_stats(s, 9, 6);
+    for (int i = 0; i < 5; i++)
+        SSL_CTX_free(c[i]);
+    SSL_CTX_free(s);
+}
+
 static int accept_all(int ok, X509_STORE_CTX *x)
 {
     (void)ok;
@@ -732,7 +763,7 @@ int main(void)
         cmocka_unit_test(test_eviction),          cmocka_unit_test(test_attach_refusals),
         cmocka_unit_test(test_tls12_and_tls13),   cmocka_unit_test(test_key_types_parse),
         cmocka_unit_test(test_use_key_file),      cmocka_unit_test(test_same_offer),
-        cmocka_unit_test(test_suites_and_groups),
+        cmocka_unit_test(test_suites_and_groups), cmocka_unit_test(test_set_keeps_four),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

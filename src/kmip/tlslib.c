@@ -4,17 +4,14 @@
  *
  * A provider wrapping another is how OpenSSL's own tests restrict a
  * library context to some algorithms (test/filterprov.c). Ours answers
- * every query with the default provider's algorithm table, except two:
- *
- * - key managers (OSSL_OP_KEYMGMT): only those of the key types that
- *   certificates and TLS use (tl_key_types). OpenSSL 3.0 builds, then
- *   frees, one EVP_KEYMGMT per key manager of the library context for each
- *   public key it decodes; the default provider has 18, of which 8 (DHX,
- *   SM2, and the MAC and KDF ones: TLS1-PRF, HKDF, SCRYPT, SIPHASH,
- *   POLY1305, CMAC) serve no TLS handshake: libssl uses its KDFs and HMAC
- *   through EVP_KDF and EVP_MAC, which are not filtered.
- * - decoders (OSSL_OP_DECODER): only the DER SubjectPublicKeyInfo ones of
- *   those key types, and the generic one that reads the structure.
+ * every query with the default provider's algorithm table, except six:
+ * digests, ciphers, MACs, KDFs, key managers and decoders, where it keeps
+ * only what TLS and certificates use (the lists below; decoders: only the
+ * DER SubjectPublicKeyInfo ones). For each public key it decodes, OpenSSL
+ * 3.0 walks every key manager and decoder of the library context, and the
+ * key manager walk copies the whole store of the context's fetched
+ * algorithms (tlslib.h): the fewer there are, the cheaper each
+ * certificate.
  *
  * Its provider context is the default provider's, so the implementations
  * it hands out run exactly as they do in the default context, and keys

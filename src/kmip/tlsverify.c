@@ -5,10 +5,12 @@
  * the key's first bytes; within a set, a new chain takes a free entry, else
  * the least recently used one. An entry: the SHA-256 that names the
  * verification's inputs, the verified chain (the objects, up-referenced),
- * and the window in which it may be reused. The key covers, in order and with lengths, a version
- * label, our side, the verification flags, depth, security level, host
- * flags, every expected host name, the e-mail and IP address, then the
- * SHA-256 of each certificate the peer sent, leaf first. Anything left out
+ * and the window in which it may be reused.
+ *
+ * The key covers, in order and with lengths, a version label, our side,
+ * the verification flags, depth, security level, host flags, every
+ * expected host name, the e-mail and IP address, then the SHA-256 of each
+ * certificate the peer sent, leaf first. Anything left out
  * of the key is fixed for the context's lifetime (trust store, purpose);
  * anything that depends on the clock is in the window.
  */
